@@ -1,0 +1,79 @@
+#include "core/engine/continuation.h"
+
+#include <algorithm>
+
+namespace vlmd {
+
+Continuation::Continuation(const SamplingParams& params, const std::vector<int32_t>& prompt,
+                           std::shared_ptr<const Tokenizer> tokenizer)
+    : params_(params), sampler_(params, prompt) {
+  if (tokenizer) {
+    decoder_ = std::make_unique<IncrementalDecoder>(std::move(tokenizer),
+                                                    /*skip_special_tokens=*/true);
+  }
+}
+
+Continuation::Update Continuation::Step(const at::Tensor& logits) {
+  Update u;
+  u.token = sampler_.Next(logits, params_.logprobs ? &u.logprob : nullptr);
+  sampler_.Append(u.token);
+  result_.token_ids.push_back(u.token);
+  if (params_.logprobs) result_.logprobs.push_back(u.logprob);
+  bool stop_id = std::find(params_.stop_token_ids.begin(), params_.stop_token_ids.end(),
+                           u.token) != params_.stop_token_ids.end();
+  if (decoder_ && !stop_id) full_text_ += decoder_->Add(u.token);
+  // A stop string ends the text before it.
+  size_t search_from = emitted_;
+  for (const std::string& s : params_.stop) {
+    size_t from = search_from >= s.size() ? search_from - s.size() + 1 : 0;
+    size_t at = full_text_.find(s, from);
+    if (at != std::string::npos) {
+      full_text_.resize(at);
+      finished_ = true;
+      result_.finish_reason = FinishReason::kStop;
+    }
+  }
+  if (!finished_ && stop_id) {
+    finished_ = true;
+    result_.finish_reason = FinishReason::kStop;
+  }
+  if (!finished_ && static_cast<int>(result_.token_ids.size()) >= params_.max_new_tokens) {
+    finished_ = true;
+    result_.finish_reason = FinishReason::kLength;
+  }
+  if (finished_ && decoder_ && result_.finish_reason == FinishReason::kLength) {
+    full_text_ += decoder_->Flush();
+  }
+  u.text = TakeSafeText(finished_);
+  result_.usage.completion_tokens = static_cast<int64_t>(result_.token_ids.size());
+  return u;
+}
+
+void Continuation::Finish(FinishReason reason) {
+  if (finished_) return;
+  finished_ = true;
+  result_.finish_reason = reason;
+  TakeSafeText(true);
+}
+
+std::string Continuation::TakeSafeText(bool final) {
+  size_t safe = full_text_.size();
+  if (!final) {
+    // Hold back the longest suffix that is a prefix of some stop string.
+    for (const std::string& s : params_.stop) {
+      for (size_t k = std::min(s.size() - 1, full_text_.size()); k > 0; --k) {
+        if (full_text_.compare(full_text_.size() - k, k, s, 0, k) == 0) {
+          safe = std::min(safe, full_text_.size() - k);
+          break;
+        }
+      }
+    }
+  }
+  safe = std::max(safe, emitted_);
+  std::string piece = full_text_.substr(emitted_, safe - emitted_);
+  emitted_ = safe;
+  result_.text = full_text_.substr(0, emitted_);
+  return piece;
+}
+
+}  // namespace vlmd

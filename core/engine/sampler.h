@@ -1,0 +1,36 @@
+// Picks the next token of one sequence from its logits, as transformers' generate does:
+// repetition penalty, then temperature, top-k, top-p, then argmax or a seeded draw.
+// Internal to core/ (torch). Not thread-safe; one per sequence.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <unordered_set>
+#include <vector>
+
+#include "core/engine/sampling.h"
+
+namespace vlmd {
+
+class Sampler {
+ public:
+  // `context` is every token the penalty looks at so far (the prompt).
+  Sampler(const SamplingParams& params, const std::vector<int32_t>& context);
+
+  // logits: [vocab] for this sequence (any dtype/device). Fills `logprob` when requested.
+  int32_t Next(const at::Tensor& logits, TokenLogprob* logprob);
+  // Records a token that was appended (for the repetition penalty).
+  void Append(int32_t token);
+
+ private:
+  at::Tensor Process(at::Tensor scores) const;
+
+  SamplingParams params_;
+  std::unordered_set<int32_t> seen_;
+  at::Generator generator_;
+};
+
+// log-softmax of raw logits -> the chosen token's logprob and the top `k` alternatives.
+TokenLogprob ComputeLogprob(const at::Tensor& logits, int32_t token, int k);
+
+}  // namespace vlmd

@@ -1,0 +1,125 @@
+// The Qwen2-VL network (spec/qwen2vl.md §4-§7): vision tower + merger, M-RoPE, Qwen2 decoder,
+// lm_head, over packed batches of sequences with a slot-based KV cache. Internal to core/
+// (torch); server/ reaches it only through core/api.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/status.h"
+#include "core/io/model_config.h"
+#include "core/model/lora.h"
+#include "core/model/weights.h"
+
+namespace vlmd {
+
+// Where and how a model runs.
+struct ModelOptions {
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:1"
+  std::string dtype = "auto";  // "float32", "bfloat16", "float16"; auto = f32 on CPU, bf16 on CUDA
+  bool fused_attention = true;  // at::scaled_dot_product_attention where available (CUDA only)
+};
+
+using GridThw = std::array<int64_t, 3>;
+
+// One sequence inside a packed forward pass.
+struct SeqSpan {
+  int64_t begin = 0;     // first row in the packed activations
+  int64_t length = 0;    // new tokens this pass
+  int64_t past = 0;      // tokens already in the KV cache
+  int64_t slot = -1;     // KV-cache slot; -1 = no cache (training)
+};
+
+// Keys and values per layer: [slots, capacity, kv_heads, head_dim]. Not thread-safe; the
+// engine owns one per model replica and serializes access.
+class KvCache {
+ public:
+  KvCache(const TextConfig& config, int64_t slots, int64_t capacity, at::ScalarType dtype,
+          at::Device device);
+  int64_t slots() const { return slots_; }
+  int64_t capacity() const { return capacity_; }
+  at::Tensor& keys(int layer) { return keys_[layer]; }
+  at::Tensor& values(int layer) { return values_[layer]; }
+  // Copies slot `from` into slot `to` (first `length` positions), for compaction.
+  void MoveSlot(int64_t from, int64_t to, int64_t length);
+
+ private:
+  int64_t slots_, capacity_;
+  std::vector<at::Tensor> keys_, values_;
+};
+
+// An immutable loaded model; all methods are const and may run concurrently on different
+// caches and batches.
+class Qwen2VL {
+ public:
+  static StatusOr<std::shared_ptr<const Qwen2VL>> Load(const std::string& dir,
+                                                       const ModelOptions& options);
+  // Builds from already-loaded parts (init-model, merge, tests).
+  Qwen2VL(ModelConfig config, ModelWeights weights, at::ScalarType dtype, at::Device device,
+          bool fused_attention);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+
+  // Vision tower + merger: pixel rows [patches, patch_dim] (float32, any device) of images
+  // with the given grids -> [patches / merge^2, hidden] in the model dtype. `adapters` gives
+  // each image's adapter (nullptr or an empty vector = none).
+  at::Tensor EncodeImages(const at::Tensor& pixel_values, const std::vector<GridThw>& grids,
+                          const std::vector<const LoraAdapter*>& adapters = {},
+                          double lora_dropout = 0.0, bool training = false) const;
+  // Embeddings of `ids` with the image placeholders replaced, in order, by `image_embeds`.
+  at::Tensor EmbedWithImages(const at::Tensor& ids, const at::Tensor& image_embeds) const;
+  // Token embeddings [T] -> [T, hidden].
+  at::Tensor Embed(const at::Tensor& ids) const;
+  // Rotary cos/sin [T, head_dim] for positions [3, T].
+  std::pair<at::Tensor, at::Tensor> RotaryTables(const at::Tensor& positions) const;
+  // One decoder layer over packed rows; writes this pass's keys/values into `cache` when given.
+  at::Tensor DecoderLayer(int layer, const at::Tensor& hidden,
+                          const std::pair<at::Tensor, at::Tensor>& rotary,
+                          const std::vector<SeqSpan>& seqs, KvCache* cache,
+                          const LoraContext* lora) const;
+  // All layers + final norm: [T, hidden] -> [T, hidden].
+  at::Tensor Decode(const at::Tensor& hidden, const at::Tensor& positions,
+                    const std::vector<SeqSpan>& seqs, KvCache* cache,
+                    const LoraContext* lora) const;
+  // Final-normed hidden -> logits [T, vocab] (model dtype).
+  at::Tensor Logits(const at::Tensor& hidden) const;
+  // Final RMSNorm.
+  at::Tensor FinalNorm(const at::Tensor& hidden) const;
+
+ private:
+  at::Tensor VisionBlock(const VisionBlockWeights& w, const at::Tensor& x,
+                         const std::pair<at::Tensor, at::Tensor>& rotary,
+                         const std::vector<int64_t>& segments, const LoraContext* lora) const;
+  at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const std::vector<SeqSpan>& seqs, int layer, KvCache* cache) const;
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  at::ScalarType dtype_;
+  at::Device device_;
+  bool fused_attention_;
+  at::Tensor text_inv_freq_, vision_inv_freq_;  // float32
+  at::Tensor stream_of_freq_;                   // int64 [head_dim/2]: 0=T, 1=H, 2=W
+};
+
+// Parses "float32"/"bfloat16"/"float16"/"auto" for a device.
+StatusOr<at::ScalarType> ParseDtype(const std::string& name, const at::Device& device);
+StatusOr<at::Device> ParseDevice(const std::string& name);
+
+// get_rope_index (spec §6.1) for one unpadded sequence: positions [3][L] and the delta that
+// decode steps add to the cache position.
+struct RopeIndex {
+  std::vector<int64_t> t, h, w;
+  int64_t delta = 0;
+};
+RopeIndex ComputeRopeIndex(const std::vector<int32_t>& ids, const ModelConfig& config,
+                           const std::vector<GridThw>& grids);
+
+}  // namespace vlmd

@@ -1,0 +1,54 @@
+// The one place that hides API differences between Debian's libtorch 1.13 (CPU, CI) and the
+// CUDA libtorch 2.x of the GPU machine. Internal to core/ (never included by server/).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/csrc/api/include/torch/version.h>
+
+#include <optional>
+
+#define VLMD_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) ||       \
+   (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace vlmd::compat {
+
+// softmax(q k^T * scale + mask) v over the last two dims, with the softmax in float32 and the
+// result in q's dtype (the eager semantics of transformers). q [..., Lq, D], k/v [..., Lk, D];
+// `mask` is boolean (true = attend), broadcastable to [..., Lq, Lk], or undefined.
+// `use_fused` selects at::scaled_dot_product_attention where it exists (torch >= 2.0): the
+// same math, computed by a fused kernel (numerically close, not bit-identical).
+inline at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& mask, double scale, bool is_causal,
+                            bool use_fused) {
+#if VLMD_TORCH_AT_LEAST(2, 1)
+  if (use_fused) {
+    const int64_t lq = q.size(-2), lk = k.size(-2);
+    c10::optional<at::Tensor> m;
+    if (mask.defined()) m = mask;
+    // SDPA's is_causal aligns the mask top-left; a query block after cached keys needs the
+    // bottom-right alignment, so pass that mask explicitly.
+    bool fused_causal = is_causal && lq == lk && !mask.defined();
+    if (is_causal && !fused_causal) {
+      at::Tensor causal = at::ones({lq, lk}, q.options().dtype(at::kBool)).tril(lk - lq);
+      m = mask.defined() ? at::logical_and(mask, causal) : causal;
+    }
+    return at::scaled_dot_product_attention(q, k, v, m, 0.0, fused_causal, scale);
+  }
+#else
+  (void)use_fused;
+#endif
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;
+  if (is_causal) {
+    int64_t lq = q.size(-2), lk = k.size(-2);
+    at::Tensor causal = at::ones({lq, lk}, q.options().dtype(at::kBool)).tril(lk - lq);
+    scores = scores.masked_fill(causal.logical_not(), -std::numeric_limits<float>::infinity());
+  }
+  if (mask.defined()) {
+    scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  }
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  return at::matmul(probs, v);
+}
+
+}  // namespace vlmd::compat
