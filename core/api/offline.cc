@@ -85,7 +85,7 @@ Status Dump(const ModelRunOptions& options, const std::string& request_path,
   int64_t delta = 0;
   StepSequence seq = PrefillSequence(model, l.prompt.ids, &l.images, &delta);
   seq.adapter = l.adapter.get();
-  at::Tensor hidden = RunStep(model, {seq}, nullptr);
+  at::Tensor hidden = RunStep(model, {seq});
   at::Tensor logits = model.Logits(hidden).to(at::kFloat);
   std::map<std::string, OwnedTensor> out;
   std::vector<int64_t> ids(l.prompt.ids.begin(), l.prompt.ids.end());
@@ -134,23 +134,23 @@ StatusOr<std::string> Generate(const ModelRunOptions& options, const std::string
                    ResolveSampling(sampling, l.bundle->generation, 1 << 20));
   c10::InferenceMode guard;
   const int64_t prompt_len = static_cast<int64_t>(l.prompt.ids.size());
-  KvCache cache(model.config().text, 1, prompt_len + params.max_new_tokens, model.dtype(),
+  KvCache cache(model.config().text, prompt_len + params.max_new_tokens, model.dtype(),
                 model.device());
   Continuation cont(params, l.prompt.ids, l.bundle->tokenizer);
   int64_t delta = 0;
   StepSequence seq = PrefillSequence(model, l.prompt.ids, &l.images, &delta);
-  seq.slot = 0;
+  seq.cache = &cache;
   seq.adapter = l.adapter.get();
   int64_t past = 0;
   while (true) {
-    at::Tensor hidden = RunStep(model, {seq}, &cache);
+    at::Tensor hidden = RunStep(model, {seq});
     past += static_cast<int64_t>(seq.ids.size());
     at::Tensor logits = model.Logits(hidden.narrow(0, hidden.size(0) - 1, 1))[0];
     Continuation::Update u = cont.Step(logits);
     if (on_text && !u.text.empty()) on_text(u.text);
     if (cont.finished()) break;
     seq = DecodeSequence(u.token, past, delta);
-    seq.slot = 0;
+    seq.cache = &cache;
     seq.adapter = l.adapter.get();
   }
   const GenerationResult& r = cont.result();

@@ -64,14 +64,14 @@ at::Tensor EncodeAllImages(const Qwen2VL& model, const std::vector<StepSequence>
 
 }  // namespace
 
-at::Tensor RunStep(const Qwen2VL& model, const std::vector<StepSequence>& seqs, KvCache* cache) {
+at::Tensor RunStep(const Qwen2VL& model, const std::vector<StepSequence>& seqs) {
   std::vector<int64_t> ids, t, h, w, lengths;
   std::vector<SeqSpan> spans;
   std::vector<const LoraAdapter*> adapters;
   bool any_adapter = false;
   for (const StepSequence& s : seqs) {
     SeqSpan span{static_cast<int64_t>(ids.size()), static_cast<int64_t>(s.ids.size()), s.past,
-                 s.slot};
+                 s.cache};
     spans.push_back(span);
     ids.insert(ids.end(), s.ids.begin(), s.ids.end());
     t.insert(t.end(), s.pos_t.begin(), s.pos_t.end());
@@ -88,7 +88,7 @@ at::Tensor RunStep(const Qwen2VL& model, const std::vector<StepSequence>& seqs, 
   at::Tensor embeds = model.EmbedWithImages(id_tensor, EncodeAllImages(model, seqs));
   LoraContext lora;
   if (any_adapter) lora = BuildLoraContext(adapters, lengths, model.device());
-  return model.Decode(embeds, positions, spans, cache, any_adapter ? &lora : nullptr);
+  return model.Decode(embeds, positions, spans, any_adapter ? &lora : nullptr);
 }
 
 at::Tensor LastRows(const std::vector<StepSequence>& seqs, at::Device device) {

@@ -24,7 +24,7 @@ struct StepSequence {
   std::vector<int32_t> ids;                  // tokens fed this step
   std::vector<int64_t> pos_t, pos_h, pos_w;  // their M-RoPE positions
   const ImageBatch* images = nullptr;        // prefill with images only
-  int64_t slot = -1;                         // KV-cache slot (-1 = none)
+  KvCache* cache = nullptr;                  // the sequence's cache (null = none)
   int64_t past = 0;                          // tokens already cached
   const LoraAdapter* adapter = nullptr;
 };
@@ -36,7 +36,7 @@ StepSequence PrefillSequence(const Qwen2VL& model, const std::vector<int32_t>& i
 StepSequence DecodeSequence(int32_t token, int64_t past, int64_t rope_delta);
 
 // Runs the step. Returns final-normed hidden states [T, hidden] of every fed token.
-at::Tensor RunStep(const Qwen2VL& model, const std::vector<StepSequence>& seqs, KvCache* cache);
+at::Tensor RunStep(const Qwen2VL& model, const std::vector<StepSequence>& seqs);
 
 // Rows of the last token of each sequence in RunStep's output.
 at::Tensor LastRows(const std::vector<StepSequence>& seqs, at::Device device);

@@ -71,23 +71,19 @@ StatusOr<at::ScalarType> ParseDtype(const std::string& name, const at::Device& d
       absl::StrCat("unknown dtype '", name, "' (float32, bfloat16, float16, auto)"));
 }
 
-KvCache::KvCache(const TextConfig& config, int64_t slots, int64_t capacity, at::ScalarType dtype,
+KvCache::KvCache(const TextConfig& config, int64_t capacity, at::ScalarType dtype,
                  at::Device device)
-    : slots_(slots), capacity_(capacity) {
+    : capacity_(capacity) {
   auto options = at::TensorOptions().dtype(dtype).device(device);
   for (int l = 0; l < config.num_hidden_layers; ++l) {
-    keys_.push_back(at::zeros({slots, capacity, config.num_key_value_heads, config.head_dim()},
-                              options));
-    values_.push_back(at::zeros_like(keys_.back()));
+    keys_.push_back(at::empty({capacity, config.num_key_value_heads, config.head_dim()}, options));
+    values_.push_back(at::empty_like(keys_.back()));
   }
 }
 
-void KvCache::MoveSlot(int64_t from, int64_t to, int64_t length) {
-  if (from == to || length == 0) return;
-  for (size_t l = 0; l < keys_.size(); ++l) {
-    keys_[l][to].narrow(0, 0, length).copy_(keys_[l][from].narrow(0, 0, length));
-    values_[l][to].narrow(0, 0, length).copy_(values_[l][from].narrow(0, 0, length));
-  }
+int64_t KvCache::BytesPerToken(const TextConfig& config, at::ScalarType dtype) {
+  return 2LL * config.num_hidden_layers * config.num_key_value_heads * config.head_dim() *
+         static_cast<int64_t>(c10::elementSize(dtype));
 }
 
 StatusOr<std::shared_ptr<const Qwen2VL>> Qwen2VL::Load(const std::string& dir,
@@ -207,7 +203,7 @@ std::pair<at::Tensor, at::Tensor> Qwen2VL::RotaryTables(const at::Tensor& positi
 }
 
 at::Tensor Qwen2VL::Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                              const std::vector<SeqSpan>& seqs, int layer, KvCache* cache) const {
+                              const std::vector<SeqSpan>& seqs, int layer) const {
   const TextConfig& t = config_.text;
   const int64_t groups = t.num_attention_heads / t.num_key_value_heads, hd = t.head_dim();
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
@@ -220,11 +216,11 @@ at::Tensor Qwen2VL::Attention(const at::Tensor& q, const at::Tensor& k, const at
   std::vector<at::Tensor> outs;
   for (const SeqSpan& s : seqs) {
     at::Tensor ks = k.narrow(0, s.begin, s.length), vs = v.narrow(0, s.begin, s.length);
-    if (cache != nullptr && s.slot >= 0) {
-      cache->keys(layer)[s.slot].narrow(0, s.past, s.length).copy_(ks);
-      cache->values(layer)[s.slot].narrow(0, s.past, s.length).copy_(vs);
-      ks = cache->keys(layer)[s.slot].narrow(0, 0, s.past + s.length);
-      vs = cache->values(layer)[s.slot].narrow(0, 0, s.past + s.length);
+    if (s.cache != nullptr) {
+      s.cache->keys(layer).narrow(0, s.past, s.length).copy_(ks);
+      s.cache->values(layer).narrow(0, s.past, s.length).copy_(vs);
+      ks = s.cache->keys(layer).narrow(0, 0, s.past + s.length);
+      vs = s.cache->values(layer).narrow(0, 0, s.past + s.length);
     }
     at::Tensor qs = q.narrow(0, s.begin, s.length).transpose(0, 1);
     at::Tensor o = compat::Attention(qs, expand_kv(ks), expand_kv(vs), at::Tensor(), scale,
@@ -236,7 +232,7 @@ at::Tensor Qwen2VL::Attention(const at::Tensor& q, const at::Tensor& k, const at
 
 at::Tensor Qwen2VL::DecoderLayer(int layer, const at::Tensor& hidden,
                                  const std::pair<at::Tensor, at::Tensor>& rotary,
-                                 const std::vector<SeqSpan>& seqs, KvCache* cache,
+                                 const std::vector<SeqSpan>& seqs,
                                  const LoraContext* lora) const {
   const TextConfig& t = config_.text;
   const DecoderLayerWeights& w = weights_.language.layers[layer];
@@ -248,7 +244,7 @@ at::Tensor Qwen2VL::DecoderLayer(int layer, const at::Tensor& hidden,
   at::Tensor cos = rotary.first.unsqueeze(1), sin = rotary.second.unsqueeze(1);
   q = q * cos + RotateHalf(q) * sin;
   k = k * cos + RotateHalf(k) * sin;
-  at::Tensor attn = Attention(q, k, v, seqs, layer, cache);
+  at::Tensor attn = Attention(q, k, v, seqs, layer);
   at::Tensor h = hidden + ApplyLinear(attn, w.o, lora);
   at::Tensor y = RmsNorm(h, w.post_norm, t.rms_norm_eps);
   at::Tensor mlp = at::silu(ApplyLinear(y, w.gate, lora)) * ApplyLinear(y, w.up, lora);
@@ -256,12 +252,11 @@ at::Tensor Qwen2VL::DecoderLayer(int layer, const at::Tensor& hidden,
 }
 
 at::Tensor Qwen2VL::Decode(const at::Tensor& hidden, const at::Tensor& positions,
-                           const std::vector<SeqSpan>& seqs, KvCache* cache,
-                           const LoraContext* lora) const {
+                           const std::vector<SeqSpan>& seqs, const LoraContext* lora) const {
   auto rotary = RotaryTables(positions);
   at::Tensor h = hidden;
   for (int l = 0; l < config_.text.num_hidden_layers; ++l) {
-    h = DecoderLayer(l, h, rotary, seqs, cache, lora);
+    h = DecoderLayer(l, h, rotary, seqs, lora);
   }
   return FinalNorm(h);
 }

@@ -26,30 +26,28 @@ struct ModelOptions {
 
 using GridThw = std::array<int64_t, 3>;
 
-// One sequence inside a packed forward pass.
-struct SeqSpan {
-  int64_t begin = 0;     // first row in the packed activations
-  int64_t length = 0;    // new tokens this pass
-  int64_t past = 0;      // tokens already in the KV cache
-  int64_t slot = -1;     // KV-cache slot; -1 = no cache (training)
-};
-
-// Keys and values per layer: [slots, capacity, kv_heads, head_dim]. Not thread-safe; the
-// engine owns one per model replica and serializes access.
+// The keys and values of one sequence, per layer [capacity, kv_heads, head_dim], allocated
+// once for the whole request (prompt + max new tokens). Not thread-safe.
 class KvCache {
  public:
-  KvCache(const TextConfig& config, int64_t slots, int64_t capacity, at::ScalarType dtype,
-          at::Device device);
-  int64_t slots() const { return slots_; }
+  KvCache(const TextConfig& config, int64_t capacity, at::ScalarType dtype, at::Device device);
   int64_t capacity() const { return capacity_; }
   at::Tensor& keys(int layer) { return keys_[layer]; }
   at::Tensor& values(int layer) { return values_[layer]; }
-  // Copies slot `from` into slot `to` (first `length` positions), for compaction.
-  void MoveSlot(int64_t from, int64_t to, int64_t length);
+  // Bytes held by one token of cache for `config` in `dtype`.
+  static int64_t BytesPerToken(const TextConfig& config, at::ScalarType dtype);
 
  private:
-  int64_t slots_, capacity_;
+  int64_t capacity_;
   std::vector<at::Tensor> keys_, values_;
+};
+
+// One sequence inside a packed forward pass.
+struct SeqSpan {
+  int64_t begin = 0;          // first row in the packed activations
+  int64_t length = 0;         // new tokens this pass
+  int64_t past = 0;           // tokens already in the cache
+  KvCache* cache = nullptr;   // null = attend only within this pass (training, dump)
 };
 
 // An immutable loaded model; all methods are const and may run concurrently on different
@@ -79,15 +77,13 @@ class Qwen2VL {
   at::Tensor Embed(const at::Tensor& ids) const;
   // Rotary cos/sin [T, head_dim] for positions [3, T].
   std::pair<at::Tensor, at::Tensor> RotaryTables(const at::Tensor& positions) const;
-  // One decoder layer over packed rows; writes this pass's keys/values into `cache` when given.
+  // One decoder layer over packed rows; writes each sequence's new keys/values into its cache.
   at::Tensor DecoderLayer(int layer, const at::Tensor& hidden,
                           const std::pair<at::Tensor, at::Tensor>& rotary,
-                          const std::vector<SeqSpan>& seqs, KvCache* cache,
-                          const LoraContext* lora) const;
+                          const std::vector<SeqSpan>& seqs, const LoraContext* lora) const;
   // All layers + final norm: [T, hidden] -> [T, hidden].
   at::Tensor Decode(const at::Tensor& hidden, const at::Tensor& positions,
-                    const std::vector<SeqSpan>& seqs, KvCache* cache,
-                    const LoraContext* lora) const;
+                    const std::vector<SeqSpan>& seqs, const LoraContext* lora) const;
   // Final-normed hidden -> logits [T, vocab] (model dtype).
   at::Tensor Logits(const at::Tensor& hidden) const;
   // Final RMSNorm.
@@ -98,7 +94,7 @@ class Qwen2VL {
                          const std::pair<at::Tensor, at::Tensor>& rotary,
                          const std::vector<int64_t>& segments, const LoraContext* lora) const;
   at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       const std::vector<SeqSpan>& seqs, int layer, KvCache* cache) const;
+                       const std::vector<SeqSpan>& seqs, int layer) const;
 
   ModelConfig config_;
   ModelWeights weights_;
