@@ -11,7 +11,22 @@
   (TORCH_VERSION_MAJOR > (major) ||       \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+#ifdef VLMD_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace vlmd::compat {
+
+// Peak bytes allocated on a CUDA device in GiB (0 in CPU-only builds).
+inline double CudaPeakMemoryGiB(int device) {
+#ifdef VLMD_CUDA
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+  return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0 * 1024.0);
+#else
+  (void)device;
+  return 0.0;
+#endif
+}
 
 // softmax(q k^T * scale + mask) v over the last two dims, with the softmax in float32 and the
 // result in q's dtype (the eager semantics of transformers). q [..., Lq, D], k/v [..., Lk, D];

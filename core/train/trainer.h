@@ -1,0 +1,90 @@
+// The LoRA fine-tuning loop: trainable adapter with PEFT's init and math, AdamW, the HF
+// schedule, gradient accumulation and clipping, evaluation, checkpoints (PEFT adapter +
+// optimizer/scheduler/RNG/trainer state) with rotation that keeps the best, exact resume.
+// Everything it reports goes through one TrainingSink. Internal to core/ (torch).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/base/status.h"
+#include "core/engine/model_bundle.h"
+#include "core/train/job_spec.h"
+#include "core/train/optimizer.h"
+#include "core/train/sink.h"
+#include "core/train/train_step.h"
+
+namespace vlmd {
+
+// Supplies examples by index, building them (tokens, images) on demand. Thread-compatible.
+class ExampleSource {
+ public:
+  virtual ~ExampleSource() = default;
+  virtual size_t size() const = 0;
+  virtual StatusOr<TrainExample> Get(size_t index) const = 0;
+};
+
+// PEFT target list for a spec's target_modules ("DEFAULT", "ALL" or module names).
+std::vector<std::string> ExpandTargetModules(const std::vector<std::string>& targets);
+
+// A trainable adapter (float32, requires_grad) for `spec` on `model`: PEFT's init
+// (A ~ kaiming-uniform(a=sqrt(5)), B = 0) from `seed`, or the weights of spec.init_adapter.
+StatusOr<std::shared_ptr<LoraAdapter>> CreateTrainableAdapter(const JobSpec& spec,
+                                                              const Qwen2VL& model,
+                                                              uint64_t seed);
+
+// Progress counters that a checkpoint stores and a resume restores.
+struct TrainProgress {
+  int64_t global_step = 0;
+  int64_t epoch = 0;             // index of the epoch in progress
+  int64_t batch_in_epoch = 0;    // micro-batches consumed in that epoch
+  double best_metric = 0;
+  bool has_best = false;
+  std::string best_checkpoint;
+  std::vector<std::string> checkpoints;  // oldest first
+};
+
+class Trainer {
+ public:
+  // `eval` may be null (no evaluation). Neither source nor sink is owned.
+  Trainer(JobSpec spec, std::shared_ptr<const ModelBundle> bundle, const ExampleSource* train,
+          const ExampleSource* eval, TrainingSink* sink);
+  // Creates the adapter and optimizer, or restores them from spec.resume_from_checkpoint.
+  Status Init();
+  // Trains until max steps or until `stop` becomes true (then returns CANCELLED after the
+  // current step). Checkpoints are kept either way.
+  Status Run(const std::atomic<bool>& stop);
+  int64_t max_steps() const { return max_steps_; }
+  const TrainProgress& progress() const { return progress_; }
+  const LoraAdapter& adapter() const { return *adapter_; }
+
+ private:
+  std::vector<size_t> EpochOrder(int64_t epoch) const;
+  // Builds the next accumulation group of micro-batches (stops at the epoch's end).
+  StatusOr<std::vector<std::vector<TrainExample>>> NextGroup();
+  Status OptimizerStep(MicroBatchResult* total, double* grad_norm, double* lr);
+  Status Evaluate(std::map<std::string, double>* metrics);
+  Status SaveCheckpoint(const std::map<std::string, double>& eval_metrics);
+  Status Restore(const std::string& checkpoint_dir);
+  void Log(const MicroBatchResult& window, int64_t window_steps, double grad_norm, double lr,
+           double window_seconds);
+
+  JobSpec spec_;
+  std::shared_ptr<const ModelBundle> bundle_;
+  const ExampleSource* train_;
+  const ExampleSource* eval_;
+  TrainingSink* sink_;
+  std::shared_ptr<LoraAdapter> adapter_;
+  std::vector<at::Tensor> params_;
+  std::unique_ptr<AdamW> optimizer_;
+  StepOptions step_options_;
+  int accumulation_ = 1;
+  int64_t batches_per_epoch_ = 0, steps_per_epoch_ = 0, max_steps_ = 0, warmup_steps_ = 0;
+  TrainProgress progress_;
+  double start_seconds_ = 0;
+};
+
+}  // namespace vlmd
