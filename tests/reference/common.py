@@ -573,6 +573,7 @@ def save_tensors(path, tensors, metadata=None):
     if metadata:
         md.update({str(k): str(v) for k, v in metadata.items()})
     clean = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     save_file(clean, path, metadata=md)
 
 
@@ -705,7 +706,6 @@ def config_45x_dict(shape, torch_dtype="bfloat16", transformers_version="4.57.1"
         "eos_token_id": shape["special"]["eos"],
         "hidden_act": "silu",
         "hidden_size": t["hidden_size"],
-        "image_token_id": None,
         "initializer_range": 0.02,
         "intermediate_size": t["intermediate_size"],
         "layer_types": ["full_attention"] * t["num_hidden_layers"],
@@ -723,7 +723,6 @@ def config_45x_dict(shape, torch_dtype="bfloat16", transformers_version="4.57.1"
         "torch_dtype": torch_dtype,
         "use_cache": True,
         "use_sliding_window": False,
-        "video_token_id": None,
         "vision_end_token_id": shape["special"]["vision_end"],
         "vision_start_token_id": shape["special"]["vision_start"],
         "vision_token_id": shape["special"]["vision_pad"],
@@ -798,8 +797,10 @@ def make_image_processor(min_pixels, max_pixels):
     from transformers import Qwen2VLImageProcessor
     size = {"shortest_edge": int(min_pixels), "longest_edge": int(max_pixels)}
     attempts = [
-        ("min_pixels+max_pixels+size", dict(min_pixels=int(min_pixels), max_pixels=int(max_pixels), size=size)),
-        ("size", dict(size=size)),
+        # size is always given as a fresh dict: 5.x __init__ writes min/max_pixels into the
+        # dict it is handed (without `size`, into the class attribute shared by all instances)
+        ("min_pixels+max_pixels+size", dict(min_pixels=int(min_pixels), max_pixels=int(max_pixels), size=dict(size))),
+        ("size", dict(size=dict(size))),
         ("min_pixels+max_pixels", dict(min_pixels=int(min_pixels), max_pixels=int(max_pixels))),
     ]
     last = None
@@ -807,9 +808,13 @@ def make_image_processor(min_pixels, max_pixels):
         try:
             proc = Qwen2VLImageProcessor(**kw)
             eff = getattr(proc, "size", None)
-            if isinstance(eff, dict) or hasattr(eff, "get"):
+            se = le = None
+            if isinstance(eff, dict):
                 se, le = eff.get("shortest_edge"), eff.get("longest_edge")
-                if se is not None and (int(se), int(le)) != key:
+            elif eff is not None:  # 5.x SizeDict
+                se, le = getattr(eff, "shortest_edge", None), getattr(eff, "longest_edge", None)
+            if se is not None and le is not None:
+                if (int(se), int(le)) != key:
                     log("processor %s: size=%r does not match %r; next form" % (how, eff, key))
                     last = "size mismatch %r" % (eff,)
                     continue
