@@ -1192,7 +1192,11 @@ def forward_dump(model, inputs, device="cpu"):
         reset_rope_cache(model)
         with torch.no_grad():
             pos, delta, how = hf_rope_index(model, dev_inputs)
-        pos = pos.detach().cpu().to(torch.int64).reshape(3, -1)
+        pos = pos.detach().cpu().to(torch.int64)
+        pos = pos.reshape(pos.shape[0], -1)
+        if pos.shape[0] == 4:  # a version that prepends a text-position row
+            meta["rope_index_rows"] = 4
+            pos = pos[1:]
         delta = torch.as_tensor(delta).detach().cpu().to(torch.int64).reshape(-1)[:1]
         meta["rope_index"] = how
         meta["rope_matches_spec_impl"] = bool(torch.equal(pos, ref_pos_t)) and int(delta[0]) == ref_delta

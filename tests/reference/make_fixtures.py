@@ -1030,7 +1030,7 @@ def _fill_lora(peft_model, seed):
 
 def section_lora(out, work):
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, get_peft_model
     base_dir = os.path.join(out, "models", "gqa_tied")
     if not os.path.isdir(base_dir):
         raise RuntimeError("models/gqa_tied missing: run the models section first")
