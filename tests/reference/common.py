@@ -587,15 +587,18 @@ def write_hub_layout(model, shape, out_dir, config_dict, dtype_name="float32"):
     return sorted(sd), problems
 
 
-def write_new_layout(model, shape, out_dir, config_dict, dtype_name="float32", shards=2):
-    """New names (model.visual.*, model.language_model.*), 2-D patch embed, sharded with
-    model.safetensors.index.json."""
+def write_new_layout(model, shape, out_dir, config_dict, dtype_name="float32", shards=2, patch_2d=True):
+    """New names (model.visual.*, model.language_model.*), 2-D patch embed (5-D when
+    patch_2d=False), sharded with model.safetensors.index.json."""
     os.makedirs(out_dir, exist_ok=True)
+    for f in os.listdir(out_dir):
+        if f.endswith(".safetensors") or f.endswith(".index.json"):
+            os.remove(os.path.join(out_dir, f))
     sd, problems = hub_state_dict(model, shape)
     new = {}
     for k, t in sd.items():
         nk = hub_to_new_name(k)
-        if nk == "model.visual.patch_embed.proj.weight":
+        if nk == "model.visual.patch_embed.proj.weight" and patch_2d:
             t = t.reshape(t.shape[0], -1)
         new[nk] = t
     new = _cast(new, dtype_name)
@@ -1143,8 +1146,11 @@ def forward_dump(model, inputs, device="cpu"):
                 captured["position_ids_used"] = pid.detach().clone()
         try:
             hooks.append(rot.register_forward_hook(rot_hook, with_kwargs=True))
-        except TypeError:
-            pass
+        except TypeError:  # torch < 2.0: positional arguments only
+            def rot_pre(m, args):
+                if len(args) > 1 and "position_ids_used" not in captured:
+                    captured["position_ids_used"] = args[1].detach().clone()
+            hooks.append(rot.register_forward_pre_hook(rot_pre))
     meta["hooked"] = {"merger": mname, "norm": nname, "rotary": rname}
     dev_inputs = _to(inputs, device)
     reset_rope_cache(model)
