@@ -1256,15 +1256,17 @@ def greedy(model, inputs, max_new_tokens, top_k, eos_ids, tokenizer=None, device
     meta = {}
     reset_rope_cache(model)
     with torch.no_grad():
+        # A user passes the processor's output (which holds mm_token_type_ids) to generate; 5.17
+        # places image positions with it (without it, the first GPU run saw text-only positions).
         try:
+            out = model.generate(**dev_inputs, generation_config=gc)
+            meta["generate"] = "with mm_token_type_ids"
+        except Exception as e:  # noqa: BLE001
+            log("generate with mm_token_type_ids failed: %r; retrying without it" % (e,))
+            reset_rope_cache(model)
             d = {k: v for k, v in dev_inputs.items() if k != "mm_token_type_ids"}
             out = model.generate(**d, generation_config=gc)
             meta["generate"] = "without mm_token_type_ids"
-        except Exception as e:  # noqa: BLE001
-            log("generate without mm_token_type_ids failed: %r; retrying with it" % (e,))
-            reset_rope_cache(model)
-            out = model.generate(**dev_inputs, generation_config=gc)
-            meta["generate"] = "with mm_token_type_ids"
     seq = out.sequences[0, L:].detach().cpu().tolist()
     raw = [l[0].detach().float().cpu() for l in out.logits]
     if len(raw) != len(seq):
