@@ -183,7 +183,7 @@ StatusOr<AdapterInfo> InferenceServiceImpl::LoadAdapter(const std::string& name,
   }
   const Qwen2VL& m = *model->bundle->model;
   ASSIGN_OR_RETURN(std::shared_ptr<LoraAdapter> adapter,
-                   LoraAdapter::Load(dir, m.weights(), m.dtype(), m.device()));
+                   LoraAdapter::Load(dir, m.weights(), at::kFloat, m.device()));
   adapter->name = name;
   ServedAdapter served;
   served.adapter = adapter;

@@ -37,7 +37,8 @@ StatusOr<Loaded> LoadAndPrepare(const ModelRunOptions& o, const std::string& req
   ASSIGN_OR_RETURN(l.bundle, ModelBundle::Load(o.model_dir, mo, o.tokenizer_fallback));
   if (!o.adapter_dir.empty()) {
     const Qwen2VL& m = *l.bundle->model;
-    ASSIGN_OR_RETURN(l.adapter, LoraAdapter::Load(o.adapter_dir, m.weights(), m.dtype(), m.device()));
+    // Adapters stay in float32, as PEFT keeps them (autocast_adapter_dtype).
+    ASSIGN_OR_RETURN(l.adapter, LoraAdapter::Load(o.adapter_dir, m.weights(), at::kFloat, m.device()));
   }
   ASSIGN_OR_RETURN(std::string text, ReadFile(request_path));
   ASSIGN_OR_RETURN(PromptInput input, ParsePromptJson(text, request_path, DirOf(request_path)));
