@@ -12,14 +12,74 @@ namespace {
 
 constexpr char kHexDigits[] = "0-9A-Fa-f";
 
-bool IsHex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 Status Unsupported(std::string_view pattern, size_t pos, std::string_view what) {
   return absl::UnimplementedError(absl::StrCat("regex \"", AsAbsl(pattern), "\": ", AsAbsl(what),
                                                " at offset ", pos, " is not supported"));
 }
+
+struct Range {
+  char32_t first;
+  char32_t last;
+};
+
+// Letters (general category L) and numbers (N) assigned in Unicode 15.0 to 16.0. PCRE2 10.42
+// (Debian 12) has Unicode 14 tables; the Oniguruma inside HF tokenizers >= 0.21.2 (onig 6.5.1,
+// Oniguruma commit 94877ac) has Unicode 16.0 ones. Appending these makes \p{L} and \p{N} agree;
+// with a newer PCRE2 they are merely redundant. (Computed as Oniguruma's CR_L / CR_N ranges
+// minus what PCRE2 10.42 matches.)
+constexpr Range kNewLetters[] = {
+    {0x1C89, 0x1C8A}, {0xA7CB, 0xA7CD}, {0xA7DA, 0xA7DC}, {0x105C0, 0x105F3}, {0x10D4A, 0x10D65},
+    {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC4}, {0x1123F, 0x11240}, {0x11380, 0x11389},
+    {0x1138B, 0x1138B}, {0x1138E, 0x1138E}, {0x11390, 0x113B5}, {0x113B7, 0x113B7},
+    {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11BC0, 0x11BE0}, {0x11F02, 0x11F02},
+    {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x1342F, 0x1342F}, {0x13441, 0x13446},
+    {0x13460, 0x143FA}, {0x16100, 0x1611D}, {0x16D40, 0x16D6C}, {0x18CFF, 0x18CFF},
+    {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D},
+    {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0}, {0x2B739, 0x2B739},
+    {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF},
+};
+constexpr Range kNewNumbers[] = {
+    {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x11F50, 0x11F59},
+    {0x16130, 0x16139}, {0x16D70, 0x16D79}, {0x1CCF0, 0x1CCF9}, {0x1D2C0, 0x1D2D3},
+    {0x1E4F0, 0x1E4F9}, {0x1E5F1, 0x1E5FA},
+};
+
+// The body of a character class matching general category L or N with Unicode 16.0 data.
+template <size_t N>
+std::string CategoryClassBody(std::string_view property, const Range (&extra)[N]) {
+  std::string body = absl::StrCat("\\p{", AsAbsl(property), "}");
+  for (const Range& range : extra) {
+    absl::StrAppend(&body, "\\x{", absl::Hex(range.first), "}-\\x{", absl::Hex(range.last), "}");
+  }
+  return body;
+}
+
+// Translates \p{L}, \P{L}, \p{^L} (and N) to classes with Unicode 16.0 data. Returns false for
+// other properties, which are copied unchanged.
+StatusOr<bool> TranslateCategory(std::string_view p, size_t i, std::string_view body,
+                                 bool in_class, std::string* out) {
+  bool negated = p[i + 1] == 'P';
+  if (!body.empty() && body[0] == '^') {
+    negated = !negated;
+    body.remove_prefix(1);
+  }
+  std::string members;
+  if (body == "L") {
+    members = CategoryClassBody(body, kNewLetters);
+  } else if (body == "N") {
+    members = CategoryClassBody(body, kNewNumbers);
+  } else {
+    return false;
+  }
+  if (in_class && negated) return Unsupported(p, i, "a negated L or N property inside a class");
+  absl::StrAppend(out, in_class ? "" : negated ? "[^" : "[", members, in_class ? "" : "]");
+  return true;
+}
+
+bool IsHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 
 // Translates the escape starting at pattern[i] == '\\'. Returns the number of pattern bytes it
 // consumed.
@@ -30,6 +90,11 @@ StatusOr<size_t> TranslateEscape(std::string_view p, size_t i, bool in_class, st
     if (i + 2 < p.size() && p[i + 2] == '{') {
       size_t close = p.find('}', i + 2);
       if (close == std::string_view::npos) return Unsupported(p, i, "an unclosed \\p{ or \\x{");
+      if (e != 'x') {
+        std::string_view body = p.substr(i + 3, close - i - 3);
+        ASSIGN_OR_RETURN(bool done, TranslateCategory(p, i, body, in_class, out));
+        if (done) return close + 1 - i;
+      }
       out->append(p.substr(i, close + 1 - i));
       return close + 1 - i;
     }

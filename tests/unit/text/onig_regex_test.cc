@@ -21,7 +21,7 @@ std::vector<std::string> Matches(const OnigRegex& regex, const std::string& text
 
 TEST(TranslateOnigPatternTest, RewritesEscapesThatDiffer) {
   EXPECT_EQ(*TranslateOnigPattern("\\s+(?!\\S)"), "\\p{White_Space}+(?!\\P{White_Space})");
-  EXPECT_EQ(*TranslateOnigPattern("[^\\s\\p{L}]"), "[^\\p{White_Space}\\p{L}]");
+  EXPECT_EQ(*TranslateOnigPattern("[^\\s\\p{Lu}]"), "[^\\p{White_Space}\\p{Lu}]");
   EXPECT_EQ(*TranslateOnigPattern("\\h+"), "[0-9A-Fa-f]+");
   EXPECT_EQ(*TranslateOnigPattern("[\\h_]"), "[0-9A-Fa-f_]");
   EXPECT_EQ(*TranslateOnigPattern("\\v"), "\\x0B");
@@ -47,6 +47,22 @@ TEST(OnigRegexTest, WhiteSpaceMatchesOniguruma) {
   for (const char* other : {"\xE1\xA0\x8E", "\xEF\xBB\xBF", "\xE2\x80\x8B", "\x1C"}) {
     EXPECT_TRUE(Matches(**regex, other).empty()) << other;
   }
+}
+
+// HF's Oniguruma has Unicode 16.0 tables, PCRE2 10.42 Unicode 14: L and N are topped up.
+TEST(OnigRegexTest, LettersAndNumbersFollowUnicode16) {
+  EXPECT_EQ(TranslateOnigPattern("\\p{L}")->rfind("[\\p{L}\\x{1c89}-\\x{1c8a}\\x{a7cb}", 0), 0u);
+  EXPECT_EQ(TranslateOnigPattern("\\P{N}")->rfind("[^\\p{N}\\x{10d40}-\\x{10d49}\\x{116d0}", 0), 0u);
+  EXPECT_EQ(TranslateOnigPattern("[^\\P{L}]").status().code(), absl::StatusCode::kUnimplemented);
+  const std::string cjk_ext_h = "\xF0\xB1\x8D\x90";         // U+31350 (Unicode 15.0, Lo)
+  const std::string outlined_zero = "\xF0\x9C\xB3\xB0";     // U+1CCF0 (Unicode 16.0, Nd)
+  auto letters = OnigRegex::Compile("\\p{L}+", false);
+  auto numbers = OnigRegex::Compile("[\\p{N}]", false);
+  auto non_letters = OnigRegex::Compile("\\P{L}", false);
+  ASSERT_TRUE(letters.ok() && numbers.ok() && non_letters.ok());
+  EXPECT_EQ(Matches(**letters, "x" + cjk_ext_h + "y"), std::vector<std::string>{"x" + cjk_ext_h + "y"});
+  EXPECT_EQ(Matches(**numbers, outlined_zero), std::vector<std::string>{outlined_zero});
+  EXPECT_TRUE(Matches(**non_letters, cjk_ext_h).empty());
 }
 
 TEST(OnigRegexTest, SplitsLikeQwen2) {
