@@ -187,18 +187,20 @@ void BpeModel::ApplyMerges(std::vector<int32_t>* symbols) const {
   std::vector<int32_t>& id = *symbols;  // -1 once merged into the left neighbour
   std::vector<int32_t> prev(n), next(n);
   std::vector<Candidate> heap;
-  auto consider = [&](int32_t pos) {
+  // Adds the pair starting at `pos` as a candidate (kept a heap only when `keep_heap`).
+  auto consider = [&](int32_t pos, bool keep_heap) {
     if (pos < 0 || next[pos] >= n) return;
     auto it = merges_.find(PairKey(id[pos], id[next[pos]]));
     if (it == merges_.end()) return;
     heap.push_back({it->second.rank, pos, id[pos], id[next[pos]], it->second.merged_id});
-    std::push_heap(heap.begin(), heap.end());
+    if (keep_heap) std::push_heap(heap.begin(), heap.end());
   };
   for (int32_t i = 0; i < n; ++i) {
     prev[i] = i - 1;
     next[i] = i + 1;
   }
-  for (int32_t i = 0; i + 1 < n; ++i) consider(i);
+  for (int32_t i = 0; i + 1 < n; ++i) consider(i, false);
+  std::make_heap(heap.begin(), heap.end());
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end());
     Candidate top = heap.back();
@@ -210,8 +212,8 @@ void BpeModel::ApplyMerges(std::vector<int32_t>* symbols) const {
     id[right] = -1;
     next[top.pos] = next[right];
     if (next[right] < n) prev[next[right]] = top.pos;
-    consider(prev[top.pos]);
-    consider(top.pos);
+    consider(prev[top.pos], true);
+    consider(top.pos, true);
   }
   symbols->erase(std::remove(symbols->begin(), symbols->end(), -1), symbols->end());
 }
