@@ -65,16 +65,14 @@ bool WordCache::Lookup(std::string_view word, std::vector<int32_t>* ids) const {
   return true;
 }
 
-void WordCache::Insert(std::string_view word, const std::vector<int32_t>& ids,
-                       size_t begin) const {
+void WordCache::Insert(std::string_view word, const std::vector<int32_t>& ids, size_t begin) const {
   Shard& shard = shards_[std::hash<std::string_view>()(word) % kShards];
   std::lock_guard<std::mutex> lock(shard.mutex);
   if (shard.entries.size() >= kEntriesPerShard) return;
   shard.entries.try_emplace(std::string(word), ids.begin() + begin, ids.end());
 }
 
-StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model,
-                                                       const std::string& file) {
+StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model, const std::string& file) {
   if (!model.is_object()) return FieldError(file, "", "expected an object");
   auto type = model.find("type");
   if (type != model.end() && *type != "BPE") {
@@ -135,7 +133,8 @@ Status BpeModel::LoadMerges(const json& merges, const std::string& file) {
   merges_.reserve(merges.size());
   int32_t rank = 0;
   for (size_t i = 0; i < merges.size(); ++i) {
-    if (merges[i].is_string() && merges[i].get_ref<const std::string&>().rfind("#version", 0) == 0) {
+    if (merges[i].is_string() &&
+        merges[i].get_ref<const std::string&>().rfind("#version", 0) == 0) {
       continue;  // merges.txt header line
     }
     ASSIGN_OR_RETURN(auto pair, MergePair(merges[i], i, file));

@@ -39,7 +39,8 @@ class RealTokenizerTest : public ::testing::Test {
 // Ids from spec/qwen2vl.md §1.1 and §5.1 (transformers' Qwen2-VL integration test).
 TEST_F(RealTokenizerTest, SpecExampleIds) {
   std::vector<ChatMessage> messages = {
-      {"user", {{ContentPart::Type::kImage, ""}, {ContentPart::Type::kText, "What kind of dog is this?"}}}};
+      {"user",
+       {{ContentPart::Type::kImage, ""}, {ContentPart::Type::kText, "What kind of dog is this?"}}}};
   std::vector<int32_t> ids = tokenizer_->Encode(ApplyChatTemplate(messages, true));
   std::vector<int32_t> head(ids.begin(), ids.begin() + 17);
   EXPECT_THAT(head, ElementsAre(151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198,
@@ -47,7 +48,8 @@ TEST_F(RealTokenizerTest, SpecExampleIds) {
   // The tail: "What kind of dog is this?" <|im_end|> \n <|im_start|> assistant \n. "assistant" =
   // 77091 is UNCONFIRMED in the spec; transformers.js gives it too.
   std::vector<int32_t> tail(ids.begin() + 17, ids.end());
-  EXPECT_THAT(tail, ElementsAre(3838, 3093, 315, 5562, 374, 419, 30, 151645, 198, 151644, 77091, 198));
+  EXPECT_THAT(tail,
+              ElementsAre(3838, 3093, 315, 5562, 374, 419, 30, 151645, 198, 151644, 77091, 198));
   auto expanded = ExpandImageTokens(ids, 151655, {3});
   ASSERT_TRUE(expanded.ok());
   std::vector<int32_t> expanded_head(expanded->begin() + 14, expanded->begin() + 19);
@@ -60,7 +62,9 @@ TEST_F(RealTokenizerTest, VocabularyLookups) {
   EXPECT_EQ(tokenizer_->TokenToId("\xC4\x8A"), 198);  // "Ċ" = "\n"
   EXPECT_EQ(tokenizer_->TokenToId("<|im_start|>"), 151644);
   EXPECT_EQ(tokenizer_->TokenToId("no such token"), std::nullopt);
-  EXPECT_EQ(tokenizer_->IdToToken(525), "\xC4\xA0" "are");  // "Ġare"
+  EXPECT_EQ(tokenizer_->IdToToken(525),
+            "\xC4\xA0"
+            "are");  // "Ġare"
   EXPECT_EQ(tokenizer_->IdToToken(151645), "<|im_end|>");
   EXPECT_EQ(tokenizer_->IdToToken(151669), std::nullopt);
   EXPECT_TRUE(tokenizer_->IsSpecial(151643));
@@ -83,13 +87,17 @@ TEST_F(RealTokenizerTest, CutCharactersBecomeReplacementCharacters) {
   ASSERT_GT(ids.size(), 1u);
   EXPECT_EQ(tokenizer_->Decode(ids, false), "\xF0\x9F\xAB\xA8");
   EXPECT_EQ(tokenizer_->Decode({ids[0]}, false), kFffd);
-  EXPECT_EQ(tokenizer_->Encode("a\xFF" "b"), tokenizer_->Encode("a\xEF\xBF\xBD" "b"));
+  EXPECT_EQ(tokenizer_->Encode("a\xFF"
+                               "b"),
+            tokenizer_->Encode("a\xEF\xBF\xBD"
+                               "b"));
 }
 
 TEST_F(RealTokenizerTest, IncrementalDecoderEmitsWholeCharacters) {
   for (const std::string text :
        {"\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 family",
-        "\xF0\xA0\x80\x80\xF0\xA0\x80\x81 rare CJK \xE9\xBE\x98", "<|im_start|>\xF0\x9F\xAB\xA8<|im_end|>"}) {
+        "\xF0\xA0\x80\x80\xF0\xA0\x80\x81 rare CJK \xE9\xBE\x98",
+        "<|im_start|>\xF0\x9F\xAB\xA8<|im_end|>"}) {
     std::vector<int32_t> ids = tokenizer_->Encode(text);
     IncrementalDecoder decoder(tokenizer_, /*skip_special_tokens=*/false);
     std::string joined;
