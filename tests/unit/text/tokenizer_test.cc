@@ -2,6 +2,7 @@
 #include "core/text/tokenizer.h"
 
 #include <chrono>
+#include <random>
 #include <thread>
 
 #include "core/base/file_util.h"
@@ -132,6 +133,29 @@ TEST_F(RealTokenizerTest, RoundTripIsNfc) {
     EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode(text), false),
               text::Normalize(text, text::NormalForm::kNFC))
         << text;
+  }
+}
+
+// Random bytes (mostly ill-formed UTF-8) and random ids: no crash, and the documented invariants.
+TEST_F(RealTokenizerTest, RandomInputsKeepInvariants) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> pieces = {
+      "a",          " ",     "\n",        "\xE4\xBD", "\xA0",     "\xF0\x9F", "\x98\x80",
+      "<|im_end|>", "<|im_", "e\xCC\x81", "'s",       "\xC2\xA0", "1"};
+  for (int round = 0; round < 300; ++round) {
+    std::string text;
+    for (int n = rng() % 12; n > 0; --n) {
+      text += rng() % 4 ? pieces[rng() % pieces.size()] : std::string(1, static_cast<char>(rng()));
+    }
+    std::string expected = text::Normalize(text::Utf8Lossy(text), text::NormalForm::kNFC);
+    EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode(text), false), expected);
+    std::vector<int32_t> ids;
+    for (int n = rng() % 10; n > 0; --n) ids.push_back(static_cast<int32_t>(rng() % 151700));
+    IncrementalDecoder decoder(tokenizer_, round % 2 == 0);
+    std::string streamed;
+    for (int32_t id : ids) streamed += decoder.Add(id);
+    streamed += decoder.Flush();
+    EXPECT_EQ(streamed, tokenizer_->Decode(ids, round % 2 == 0));
   }
 }
 
