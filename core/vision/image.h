@@ -32,8 +32,9 @@ struct RgbImage {
 struct ImageInfo {
   int width = 0;
   int height = 0;
-  int channels = 0;  // as stored: 1 (L), 2 (LA), 3 (RGB), 4 (RGBA)
-  std::string format;  // "png", "jpeg", "bmp", "gif"
+  int channels = 0;      // as stb reports them: 1 (L), 2 (LA), 3 (RGB), 4 (RGBA; palette+tRNS)
+  bool is_16_bit = false;  // PNG with 16 bits per sample
+  std::string format;    // "png", "jpeg", "bmp", "gif"
 };
 StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what);
 
@@ -66,6 +67,7 @@ StatusOr<ResizedSize> SmartResize(int height, int width, int factor, int64_t min
 
 // torch's uint8 bicubic resize with antialias=True, align_corners=False (the separable
 // fixed-point Pillow-style resampler; horizontal pass, then vertical). HWC RGB in and out.
+// Equal sizes return a copy; an empty input or a size <= 0 gives an empty image.
 RgbImage ResizeBicubicAntialias(const RgbImage& image, int out_height, int out_width);
 
 // One image ready for the vision tower.

@@ -1,0 +1,30 @@
+// Internals of image decoding (decode.cc, jpeg_check.cc, gif.cc), exposed for tests.
+#pragma once
+
+#include <string_view>
+
+#include "core/base/status.h"
+#include "core/vision/image.h"
+
+namespace vlmd {
+namespace vision_internal {
+
+enum class ImageFormat { kUnknown, kPng, kJpeg, kGif, kBmp };
+
+// INVALID_ARGUMENT "image '<what>': <message>", the form of every decoding error.
+Status InvalidImage(std::string_view what, std::string_view message);
+
+// The format from the file signature. stb would also try TGA, PSD, HDR, PIC and PNM (TGA has no
+// signature, so random bytes can pass as TGA); we only accept these four.
+ImageFormat DetectFormat(std::string_view data);
+
+// Walks the JPEG marker structure (segments, then entropy-coded data up to the next marker) and
+// requires an EOI marker: stb decodes a truncated JPEG silently, PIL refuses it ("image file is
+// truncated"), even when only EOI is missing. INVALID_ARGUMENT naming `what` otherwise.
+Status CheckJpegComplete(std::string_view data, std::string_view what);
+
+// The first frame of a GIF as PIL's GifImagePlugin + convert("RGB") give it (see gif.cc).
+StatusOr<RgbImage> DecodeGifFirstFrame(std::string_view data, std::string_view what);
+
+}  // namespace vision_internal
+}  // namespace vlmd
