@@ -88,18 +88,31 @@ Status CheckByteLimit(std::string_view data, const DecodeLimits& limits, std::st
   return absl::OkStatus();
 }
 
-// Width and height from a PNG's IHDR, read directly so that absurd sizes get our message (stb's
-// own header check refuses PNGs over 1 GiB with only "too large").
-StatusOr<std::pair<int64_t, int64_t>> PngSize(std::string_view data, std::string_view what) {
-  // signature (8) + length (4) + "IHDR" (4) + width (4) + height (4)
-  if (data.size() < 24 || std::memcmp(data.data() + 12, "IHDR", 4) != 0) {
-    return InvalidImage(what, "corrupt png: no IHDR chunk at the start");
+// The PNG header, read directly: stb's own header check refuses PNGs of more than 1 GiB of
+// pixels, and stbi_info then reports the last format it tried ("unknown image type"), so a bomb
+// would not get a message naming its size.
+Status ReadPngHeader(std::string_view data, std::string_view what, ImageInfo& info) {
+  // signature (8), IHDR length (4), "IHDR" (4), width (4), height (4), depth (1), colour type (1)
+  if (data.size() < 26 || std::memcmp(data.data() + 12, "IHDR", 4) != 0) {
+    return InvalidImage(what, "corrupt or truncated png header (no IHDR chunk)");
   }
   auto be32 = [&](size_t at) {
     const uint8_t* b = Bytes(data) + at;
     return (int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
   };
-  return std::make_pair(be32(16), be32(20));
+  const int64_t width = be32(16), height = be32(20);
+  const int depth = Bytes(data)[24], color_type = Bytes(data)[25];
+  static constexpr int kChannels[7] = {1, 0, 3, 3, 2, 0, 4};  // by colour type; 0 = invalid
+  if (width <= 0 || height <= 0 || width > INT32_MAX || height > INT32_MAX || color_type > 6 ||
+      kChannels[color_type] == 0 || depth == 0 || depth > 16 || (depth & (depth - 1)) != 0) {
+    return InvalidImage(what, absl::StrCat("corrupt png header (", width, "x", height, ", depth ",
+                                           depth, ", colour type ", color_type, ")"));
+  }
+  info.width = static_cast<int>(width);
+  info.height = static_cast<int>(height);
+  info.channels = kChannels[color_type];
+  info.is_16_bit = depth == 16;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -109,36 +122,23 @@ StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what) {
   if (format == ImageFormat::kUnknown) {
     return InvalidImage(what, "not a PNG, JPEG, BMP or GIF image (unrecognised signature)");
   }
-  ImageInfo info;
-  info.format = FormatName(format);
-  if (format == ImageFormat::kPng) {
-    ASSIGN_OR_RETURN(auto size, PngSize(data, what));
-    if (size.first <= 0 || size.second <= 0 || size.first > INT32_MAX ||
-        size.second > INT32_MAX) {
-      return InvalidImage(what, absl::StrCat("corrupt png: header claims ", size.first, "x",
-                                        size.second, " pixels"));
-    }
-    info.width = static_cast<int>(size.first);
-    info.height = static_cast<int>(size.second);
-  }
   if (data.size() > static_cast<size_t>(INT32_MAX)) {
     return InvalidImage(what, absl::StrCat("encoded size of ", data.size(), " bytes is too large"));
   }
-  const int len = static_cast<int>(data.size());
+  ImageInfo info;
+  info.format = FormatName(format);
+  if (format == ImageFormat::kPng) RETURN_IF_ERROR(ReadPngHeader(data, what, info));
   int w = 0, h = 0, comp = 0;
-  if (!stbi_info_from_memory(Bytes(data), len, &w, &h, &comp)) {
-    if (format == ImageFormat::kPng && std::string_view(stbi_failure_reason()) == "too large") {
-      // stb refuses PNG headers of more than 1 GiB of pixels before reading on; the size is
-      // known from IHDR, the channels are not (left 0).
-      return info;
-    }
-    return InvalidImage(what, absl::StrCat("corrupt ", info.format, " header (", stbi_failure_reason(),
-                                      ")"));
+  if (stbi_info_from_memory(Bytes(data), static_cast<int>(data.size()), &w, &h, &comp)) {
+    info.width = w;
+    info.height = h;
+    info.channels = comp;  // palette PNGs: 3, or 4 with tRNS
+  } else if (format != ImageFormat::kPng) {
+    // stb's reason is that of the last format it tried, so name ours in front of it.
+    return InvalidImage(what, absl::StrCat("corrupt or truncated ", info.format, " header (stb: ",
+                                           stbi_failure_reason(), ")"));
   }
-  info.width = w;
-  info.height = h;
-  info.channels = comp;
-  info.is_16_bit = format == ImageFormat::kPng && stbi_is_16_bit_from_memory(Bytes(data), len);
+  // A PNG that stb cannot read past IHDR keeps IHDR's values; decoding will say why.
   return info;
 }
 
@@ -150,10 +150,6 @@ Status CheckPixelLimit(const ImageInfo& info, const DecodeLimits& limits, std::s
     return InvalidImage(what, absl::StrCat(info.format, " of ", info.width, "x", info.height, " (",
                                       pixels, " pixels) exceeds the limit of ", limits.max_pixels,
                                       " pixels"));
-  }
-  if (info.channels == 0) {
-    return InvalidImage(what, absl::StrCat(info.format, " of ", info.width, "x", info.height,
-                                      " is too large to decode (", stbi_failure_reason(), ")"));
   }
   return absl::OkStatus();
 }
