@@ -76,11 +76,11 @@ std::string FormatName(ImageFormat f) {
   }
 }
 
-
 Status CheckByteLimit(std::string_view data, const DecodeLimits& limits, std::string_view what) {
   if (limits.max_bytes > 0 && static_cast<int64_t>(data.size()) > limits.max_bytes) {
-    return InvalidImage(what, absl::StrCat("encoded size of ", data.size(),
-                                      " bytes exceeds the limit of ", limits.max_bytes, " bytes"));
+    return InvalidImage(
+        what, absl::StrCat("encoded size of ", data.size(), " bytes exceeds the limit of ",
+                           limits.max_bytes, " bytes"));
   }
   if (data.size() > static_cast<size_t>(INT32_MAX)) {
     return InvalidImage(what, absl::StrCat("encoded size of ", data.size(), " bytes is too large"));
@@ -135,8 +135,8 @@ StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what) {
     info.channels = comp;  // palette PNGs: 3, or 4 with tRNS
   } else if (format != ImageFormat::kPng) {
     // stb's reason is that of the last format it tried, so name ours in front of it.
-    return InvalidImage(what, absl::StrCat("corrupt or truncated ", info.format, " header (stb: ",
-                                           stbi_failure_reason(), ")"));
+    return InvalidImage(what, absl::StrCat("corrupt or truncated ", info.format,
+                                           " header (stb: ", stbi_failure_reason(), ")"));
   }
   // A PNG that stb cannot read past IHDR keeps IHDR's values; decoding will say why.
   return info;
@@ -147,9 +147,9 @@ namespace {
 Status CheckPixelLimit(const ImageInfo& info, const DecodeLimits& limits, std::string_view what) {
   const int64_t pixels = static_cast<int64_t>(info.width) * info.height;
   if (limits.max_pixels > 0 && pixels > limits.max_pixels) {
-    return InvalidImage(what, absl::StrCat(info.format, " of ", info.width, "x", info.height, " (",
-                                      pixels, " pixels) exceeds the limit of ", limits.max_pixels,
-                                      " pixels"));
+    return InvalidImage(
+        what, absl::StrCat(info.format, " of ", info.width, "x", info.height, " (", pixels,
+                           " pixels) exceeds the limit of ", limits.max_pixels, " pixels"));
   }
   return absl::OkStatus();
 }
@@ -176,14 +176,13 @@ StatusOr<RgbImage> DecodeGrey16(std::string_view data, std::string_view what) {
   return image;
 }
 
-StatusOr<RgbImage> DecodeRgb8(std::string_view data, const ImageInfo& info,
-                              std::string_view what) {
+StatusOr<RgbImage> DecodeRgb8(std::string_view data, const ImageInfo& info, std::string_view what) {
   int w = 0, h = 0, comp = 0;
   std::unique_ptr<uint8_t, StbFree> rgb(stbi_load_from_memory(
       Bytes(data), static_cast<int>(data.size()), &w, &h, &comp, /*desired_channels=*/3));
   if (!rgb) {
-    return InvalidImage(what,
-                   absl::StrCat("cannot decode ", info.format, " (", stbi_failure_reason(), ")"));
+    return InvalidImage(
+        what, absl::StrCat("cannot decode ", info.format, " (", stbi_failure_reason(), ")"));
   }
   const size_t bytes = static_cast<size_t>(w) * h * 3;
   return RgbImage{w, h, std::vector<uint8_t>(rgb.get(), rgb.get() + bytes)};

@@ -113,9 +113,9 @@ struct StbFree {
 
 StatusOr<RgbImage> DecodeGifFirstFrame(std::string_view data, std::string_view what) {
   int w = 0, h = 0, comp = 0;
-  std::unique_ptr<uint8_t, StbFree> rgba(stbi_load_from_memory(
-      reinterpret_cast<const uint8_t*>(data.data()), static_cast<int>(data.size()), &w, &h,
-      &comp, /*desired_channels=*/4));
+  std::unique_ptr<uint8_t, StbFree> rgba(
+      stbi_load_from_memory(reinterpret_cast<const uint8_t*>(data.data()),
+                            static_cast<int>(data.size()), &w, &h, &comp, /*desired_channels=*/4));
   if (!rgba) {
     return InvalidImage(what, absl::StrCat("cannot decode gif (", stbi_failure_reason(), ")"));
   }

@@ -32,9 +32,9 @@ struct RgbImage {
 struct ImageInfo {
   int width = 0;
   int height = 0;
-  int channels = 0;      // as stb reports them: 1 (L), 2 (LA), 3 (RGB), 4 (RGBA; palette+tRNS)
+  int channels = 0;        // as stb reports them: 1 (L), 2 (LA), 3 (RGB), 4 (RGBA; palette+tRNS)
   bool is_16_bit = false;  // PNG with 16 bits per sample
-  std::string format;    // "png", "jpeg", "bmp", "gif"
+  std::string format;      // "png", "jpeg", "bmp", "gif"
 };
 StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what);
 

@@ -50,8 +50,8 @@ Status CheckJpegComplete(std::string_view data, std::string_view what) {
     if (pos + 2 > n) return Truncated(what, n);
     const size_t length = (size_t{b[pos]} << 8) | b[pos + 1];
     if (length < 2) {
-      return InvalidImage(what,
-                          absl::StrCat("corrupt jpeg (segment length ", length, " at byte ", pos, ")"));
+      return InvalidImage(
+          what, absl::StrCat("corrupt jpeg (segment length ", length, " at byte ", pos, ")"));
     }
     pos += length;
     if (pos > n) return Truncated(what, n);

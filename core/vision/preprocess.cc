@@ -16,8 +16,8 @@ constexpr int kChannels = 3;
 Status ValidateOptions(const PreprocessOptions& o) {
   if (o.patch_size <= 0 || o.temporal_patch_size <= 0 || o.merge_size <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "preprocess: patch_size (", o.patch_size, "), temporal_patch_size (",
-        o.temporal_patch_size, ") and merge_size (", o.merge_size, ") must be positive"));
+        "preprocess: patch_size (", o.patch_size, "), temporal_patch_size (", o.temporal_patch_size,
+        ") and merge_size (", o.merge_size, ") must be positive"));
   }
   for (int c = 0; c < kChannels; ++c) {
     if (!(o.std[c] > 0.0f)) {

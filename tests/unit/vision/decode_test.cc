@@ -149,8 +149,10 @@ TEST(DecodeTest, DecompressionBombIsRefusedFromTheHeader) {
 
 TEST(DecodeTest, JpegAndGifHeadersAreCheckedToo) {
   // SOI + SOF0 for 60000 x 60000, 3 components: stb reads the size, our limit refuses.
-  std::string jpeg("\xff\xd8\xff\xc0\x00\x11\x08\xea\x60\xea\x60\x03"
-                   "\x01\x22\x00\x02\x11\x01\x03\x11\x01", 21);
+  std::string jpeg(
+      "\xff\xd8\xff\xc0\x00\x11\x08\xea\x60\xea\x60\x03"
+      "\x01\x22\x00\x02\x11\x01\x03\x11\x01",
+      21);
   ExpectInvalid(DecodeImage(jpeg, DecodeLimits{}, "big.jpg"), "60000x60000");
   std::string gif("GIF89a\xff\xff\xff\xff\x00\x00\x00", 13);
   ExpectInvalid(DecodeImage(gif, DecodeLimits{}, "big.gif"), "65535x65535");
@@ -182,9 +184,9 @@ TEST(DecodeTest, TruncatedJpegIsInvalid) {
                   "truncated");
   }
   const std::string progressive = ReadSourceFile(std::string(kUnitDir) + "jpeg_progressive.jpg");
-  ExpectInvalid(DecodeImage(progressive.substr(0, progressive.size() * 2 / 3), DecodeLimits{},
-                            "cut.jpg"),
-                "truncated");
+  ExpectInvalid(
+      DecodeImage(progressive.substr(0, progressive.size() * 2 / 3), DecodeLimits{}, "cut.jpg"),
+      "truncated");
 }
 
 TEST(DecodeTest, TrailingBytesAfterJpegEoiAreAccepted) {
@@ -197,7 +199,8 @@ TEST(DecodeTest, UnknownOrCorruptDataIsInvalid) {
   ExpectInvalid(DecodeImage("hello world, not an image", DecodeLimits{}, "text.txt"), "text.txt");
   // A valid TGA-like blob would pass stb's own sniffing; we accept only the four formats.
   ExpectInvalid(DecodeImage(std::string("\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"
-                                        "\x00\x01\x00\x18\x00\x01\x02\x03", 21),
+                                        "\x00\x01\x00\x18\x00\x01\x02\x03",
+                                        21),
                             DecodeLimits{}, "x.tga"),
                 "unrecognised signature");
   std::string png = EncodePng({8, 8, 8, 2, std::vector<uint8_t>(8 * 8 * 3, 5)});

@@ -86,10 +86,49 @@ void CheckDecodedSum(const json& index, const std::string& file, const RgbImage&
   }
 }
 
+// The uint8 resize against torch's, saved losslessly as resized_file.
+void CheckResized(const json& c, const RgbImage& input, bool exact, const std::string& name) {
+  const auto hw = c.at("resized_hw").get<std::vector<int>>();
+  const RgbImage resized = ResizeBicubicAntialias(input, hw[0], hw[1]);
+  const RgbImage expected = DecodeFixture(c.at("resized_file").get<std::string>());
+  ASSERT_EQ(resized.width, expected.width);
+  ASSERT_EQ(resized.height, expected.height);
+  const auto [max_diff, count] = ByteDiff(resized, expected);
+  if (exact) {
+    EXPECT_EQ(max_diff, 0) << count << " of " << resized.pixels.size() << " bytes differ";
+    return;
+  }
+  std::cout << "[ jpeg     ] " << name
+            << ": resized bytes differing from torch on PIL's decode: " << count << " of "
+            << resized.pixels.size() << ", max " << max_diff << "\n";
+  EXPECT_LE(max_diff, 24);
+}
+
+// The first rows of pixel_values as float32, and the sums of all of them.
+void CheckPixelValues(const json& c, const PixelPatches& patches, bool exact) {
+  const json& head = c.at("pixel_values_head");
+  float worst = 0;
+  for (size_t r = 0; r < head.size(); ++r) {
+    for (size_t k = 0; k < head[r].size(); ++k) {
+      const float want = static_cast<float>(head[r][k].get<double>());
+      const float got = patches.values[r * patches.patch_dim + k];
+      if (exact) ASSERT_EQ(got, want) << "pixel_values[" << r << "][" << k << "]";
+      worst = std::max(worst, std::abs(got - want));
+    }
+  }
+  if (!exact) EXPECT_LT(worst, 0.5f);
+  const Sums s = SumOf(patches.values);
+  const double want_sum = c.at("pixel_values_sum").get<double>();
+  const double want_abs = c.at("pixel_values_abs_sum").get<double>();
+  const double tolerance = exact ? 1e-6 : 2e-3;
+  EXPECT_NEAR(s.sum, want_sum, tolerance * std::abs(want_sum));
+  EXPECT_NEAR(s.abs_sum, want_abs, tolerance * std::abs(want_abs));
+}
+
 void CheckCase(const json& c, const json& index) {
   const std::string image_file = c.at("image").get<std::string>();
-  const bool exact = image_file.find(".jpg") == std::string::npos &&
-                     image_file.find(".jpeg") == std::string::npos;
+  const bool exact =
+      image_file.find(".jpg") == std::string::npos && image_file.find(".jpeg") == std::string::npos;
   SCOPED_TRACE(image_file + " min_pixels " + std::to_string(c.at("min_pixels").get<int64_t>()) +
                " max_pixels " + std::to_string(c.at("max_pixels").get<int64_t>()));
   const RgbImage input = DecodeFixture(image_file);
@@ -104,39 +143,8 @@ void CheckCase(const json& c, const json& index) {
   const auto grid = c.at("grid_thw").get<std::vector<int64_t>>();
   ASSERT_EQ(grid, (std::vector<int64_t>{patches->grid_t, patches->grid_h, patches->grid_w}));
   EXPECT_EQ(patches->num_patches(), c.at("num_patches").get<int64_t>());
-
-  const auto hw = c.at("resized_hw").get<std::vector<int>>();
-  const RgbImage resized = ResizeBicubicAntialias(input, hw[0], hw[1]);
-  const RgbImage expected = DecodeFixture(c.at("resized_file").get<std::string>());
-  ASSERT_EQ(resized.width, expected.width);
-  ASSERT_EQ(resized.height, expected.height);
-  const auto [max_diff, count] = ByteDiff(resized, expected);
-  if (exact) {
-    EXPECT_EQ(max_diff, 0) << count << " of " << resized.pixels.size() << " bytes differ";
-  } else {
-    std::cout << "[ jpeg     ] " << image_file << ": resized bytes differing from torch on PIL's "
-              << "decode: " << count << " of " << resized.pixels.size() << ", max " << max_diff
-              << "\n";
-    EXPECT_LE(max_diff, 24);
-  }
-
-  const json& head = c.at("pixel_values_head");
-  float worst = 0;
-  for (size_t r = 0; r < head.size(); ++r) {
-    for (size_t k = 0; k < head[r].size(); ++k) {
-      const float want = static_cast<float>(head[r][k].get<double>());
-      const float got = patches->values[r * patches->patch_dim + k];
-      if (exact) ASSERT_EQ(got, want) << "pixel_values[" << r << "][" << k << "]";
-      worst = std::max(worst, std::abs(got - want));
-    }
-  }
-  const Sums s = SumOf(patches->values);
-  const double want_sum = c.at("pixel_values_sum").get<double>();
-  const double want_abs = c.at("pixel_values_abs_sum").get<double>();
-  const double tolerance = exact ? 1e-6 : 2e-3;
-  EXPECT_NEAR(s.sum, want_sum, tolerance * std::abs(want_sum));
-  EXPECT_NEAR(s.abs_sum, want_abs, tolerance * std::abs(want_abs));
-  if (!exact) EXPECT_LT(worst, 0.5f);
+  CheckResized(c, input, exact, image_file);
+  CheckPixelValues(c, *patches, exact);
 }
 
 TEST(PreprocessParityTest, MatchesTransformersAndTorch) {

@@ -106,12 +106,12 @@ TEST(ResizeTest, WeightTableByHand) {
 
 TEST(ResizeTest, TorchPrecisionFromLargestWeight) {
   using vision_internal::ComputeTorchPrecision;
-  EXPECT_EQ(ComputeTorchPrecision(1.0), 14);  // round(1 * 2^15) = 32768 overflows int16
+  EXPECT_EQ(ComputeTorchPrecision(1.0), 14);         // round(1 * 2^15) = 32768 overflows int16
   EXPECT_EQ(ComputeTorchPrecision(0.99999999), 14);  // round(x * 2^15) = 32768 still
   EXPECT_EQ(ComputeTorchPrecision(0.99), 15);        // round(0.99 * 2^15) = 32440 fits
   EXPECT_EQ(ComputeTorchPrecision(0.5), 15);
   EXPECT_EQ(ComputeTorchPrecision(0.26), 16);
-  EXPECT_EQ(ComputeTorchPrecision(0.25), 16);  // round(0.25 * 2^17) = 32768
+  EXPECT_EQ(ComputeTorchPrecision(0.25), 16);   // round(0.25 * 2^17) = 32768
   EXPECT_EQ(ComputeTorchPrecision(0.001), 22);  // capped
   const auto up = vision_internal::MakeResampleTable(20, 56, WeightFormat::kTorchInt16);
   EXPECT_EQ(up.precision, 14);
@@ -120,7 +120,7 @@ TEST(ResizeTest, TorchPrecisionFromLargestWeight) {
 }
 
 TEST(ResizeTest, TablesAreWellFormed) {
-  const int sizes[][2] = {{1, 7},   {7, 1},    {2, 3},      {3, 2},     {56, 56 * 3},
+  const int sizes[][2] = {{1, 7},     {7, 1},       {2, 3},       {3, 2},     {56, 56 * 3},
                           {769, 756}, {1600, 1148}, {4000, 1000}, {900, 896}, {15, 56}};
   for (const auto& s : sizes) {
     for (auto format : {WeightFormat::kTorchInt16, WeightFormat::kPillowInt32}) {
@@ -135,7 +135,8 @@ TEST(ResizeTest, TablesAreWellFormed) {
         for (int j = 0; j < t.count[i]; ++j) sum += t.weights[i * t.taps + j];
         ASSERT_LE(std::abs(sum - (int64_t{1} << t.precision)), t.count[i]) << i;
         if (format == WeightFormat::kTorchInt16) {
-          for (int j = 0; j < t.count[i]; ++j) ASSERT_LT(std::abs(t.weights[i * t.taps + j]), 32768);
+          for (int j = 0; j < t.count[i]; ++j)
+            ASSERT_LT(std::abs(t.weights[i * t.taps + j]), 32768);
         }
       }
     }
@@ -192,20 +193,23 @@ TEST(ResizeTest, EmptyInputsGiveEmptyImage) {
 // tests/fixtures/images/unit/resize_cases.json: Pillow 9.4 Image.resize((w, h), BICUBIC) outputs
 // made by tests/reference/make_vision_unit_fixtures.py.
 TEST(ResizeTest, PillowFormatReproducesPillowTorchFormatWithinOneLevel) {
-  const std::string text = vision_testing::ReadSourceFile("tests/fixtures/images/unit/resize_cases.json");
+  const std::string text =
+      vision_testing::ReadSourceFile("tests/fixtures/images/unit/resize_cases.json");
   ASSERT_FALSE(text.empty()) << "missing tests/fixtures/images/unit/resize_cases.json";
   for (const auto& c : nlohmann::json::parse(text)) {
     const std::string in_file = c.at("input").get<std::string>();
     const std::string out_file = c.at("pillow").get<std::string>();
     SCOPED_TRACE(out_file);
-    auto input = DecodeImage(vision_testing::ReadSourceFile("tests/fixtures/images/unit/" + in_file),
-                             DecodeLimits{}, in_file);
-    auto pillow = DecodeImage(vision_testing::ReadSourceFile("tests/fixtures/images/unit/" + out_file),
-                              DecodeLimits{}, out_file);
+    auto input =
+        DecodeImage(vision_testing::ReadSourceFile("tests/fixtures/images/unit/" + in_file),
+                    DecodeLimits{}, in_file);
+    auto pillow =
+        DecodeImage(vision_testing::ReadSourceFile("tests/fixtures/images/unit/" + out_file),
+                    DecodeLimits{}, out_file);
     ASSERT_TRUE(input.ok() && pillow.ok());
     const int h = c.at("height").get<int>(), w = c.at("width").get<int>();
-    const RgbImage ours = vision_internal::ResizeBicubicAntialiasWithFormat(
-        *input, h, w, WeightFormat::kPillowInt32);
+    const RgbImage ours =
+        vision_internal::ResizeBicubicAntialiasWithFormat(*input, h, w, WeightFormat::kPillowInt32);
     EXPECT_EQ(ours.pixels, pillow->pixels);
     const RgbImage torch = ResizeBicubicAntialias(*input, h, w);
     ASSERT_EQ(torch.pixels.size(), pillow->pixels.size());

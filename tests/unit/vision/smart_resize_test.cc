@@ -8,7 +8,7 @@ namespace {
 
 constexpr int kFactor = 28;
 constexpr int64_t kMin = 3136;
-constexpr int64_t kMaxClass = 1003520;    // class default (§12)
+constexpr int64_t kMaxClass = 1003520;     // class default (§12)
 constexpr int64_t kMaxRelease = 12845056;  // released preprocessor_config.json (§3.1)
 
 ResizedSize Resize(int h, int w, int64_t min_px = kMin, int64_t max_px = kMaxClass) {

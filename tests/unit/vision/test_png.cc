@@ -62,13 +62,13 @@ std::string PngChunk(std::string_view type, std::string_view payload) {
 }
 
 std::string IhdrPayload(uint32_t width, uint32_t height, int bit_depth, int color_type) {
-  return Be32(width) + Be32(height) + static_cast<char>(bit_depth) +
-         static_cast<char>(color_type) + std::string(3, '\0');
+  return Be32(width) + Be32(height) + static_cast<char>(bit_depth) + static_cast<char>(color_type) +
+         std::string(3, '\0');
 }
 
 std::string EncodePng(const PngSpec& spec) {
-  const size_t row_bytes = (static_cast<size_t>(spec.width) *
-                                BitsPerPixel(spec.bit_depth, spec.color_type) + 7) / 8;
+  const size_t row_bytes =
+      (static_cast<size_t>(spec.width) * BitsPerPixel(spec.bit_depth, spec.color_type) + 7) / 8;
   std::string raw;
   for (int y = 0; y < spec.height; ++y) {
     raw += '\0';  // filter: none
