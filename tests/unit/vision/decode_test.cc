@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <random>
 #include <string>
 
 #include "core/vision/decode_internal.h"
@@ -207,6 +208,34 @@ TEST(DecodeTest, UnknownOrCorruptDataIsInvalid) {
   png[png.size() - 20] ^= 0x55;  // inside the zlib stream / Adler-32
   auto r = DecodeImage(png, DecodeLimits{}, "bad.png");
   if (!r.ok()) EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Random byte flips and cuts of every fixture input: each result is an image of the header's
+// size or INVALID_ARGUMENT, never a crash (run under VLMD_SANITIZE=ON to check memory too).
+TEST(DecodeTest, CorruptedInputsFailCleanly) {
+  const std::string text = ReadSourceFile(std::string(kUnitDir) + "decode_cases.json");
+  ASSERT_FALSE(text.empty());
+  std::mt19937 rng(7);
+  int decoded = 0, refused = 0;
+  const auto doc = nlohmann::json::parse(text);
+  for (const auto& c : doc.at("cases")) {
+    const std::string original = ReadSourceFile(kUnitDir + c.at("input").get<std::string>());
+    for (int trial = 0; trial < 40; ++trial) {
+      std::string data = original;
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int f = 0; f < flips; ++f) data[8 + rng() % (data.size() - 8)] ^= 1 << (rng() % 8);
+      if (trial % 4 == 0) data.resize(rng() % data.size());
+      auto r = DecodeImage(data, DecodeLimits{1 << 20, 1 << 20}, "fuzz");
+      if (r.ok()) {
+        ASSERT_EQ(r->pixels.size(), static_cast<size_t>(r->width) * r->height * 3);
+        ++decoded;
+      } else {
+        ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+        ++refused;
+      }
+    }
+  }
+  std::cout << "[ fuzz     ] decoded " << decoded << ", refused " << refused << "\n";
 }
 
 TEST(DecodeTest, DetectsFormatsBySignature) {
