@@ -27,8 +27,8 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // height*width*3
 };
 
-// Reads width/height (and format) from the header only. INVALID_ARGUMENT for data that is
-// not a PNG/JPEG/BMP/GIF image, naming `what` (e.g. the file name or "image 2").
+// Reads width/height (and format) from the header only, allocating nothing. INVALID_ARGUMENT
+// for data that is not a PNG/JPEG/BMP/GIF image, naming `what` (e.g. the file name or "image 2").
 struct ImageInfo {
   int width = 0;
   int height = 0;
@@ -41,7 +41,12 @@ StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what);
 // Decodes PNG/JPEG/BMP/GIF (first frame) to RGB. Alpha is dropped (not composited), grey is
 // replicated, palettes are expanded: the same as PIL's convert("RGB"). Refuses images over the
 // limits (checked on the header, before decoding) with INVALID_ARGUMENT naming the size and the
-// limit; corrupt or truncated data gives INVALID_ARGUMENT naming `what`.
+// limit; corrupt or truncated data gives INVALID_ARGUMENT naming `what` (and stb's reason).
+// PNG, BMP and GIF give PIL's bytes exactly, including 16-bit grey (saturated to 255 as PIL's
+// I;16 -> RGB does; 16-bit colour keeps the high byte) and GIF transparency (the transparent
+// index's palette colour). JPEG is decoded by stb_image, not libjpeg-turbo: a few levels off
+// PIL on some pixels. EXIF orientation is not applied. Thread-safe (stb keeps its error text
+// thread-local and we set none of its global flags).
 StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& limits,
                                std::string_view what);
 

@@ -129,13 +129,13 @@ constexpr int kStripRows = 8;
 constexpr int kLanes = kStripRows * kChannels;
 
 // Copies rows [y0, y0 + rows) of `in` into strip[x][r][c] (missing rows stay zero).
-void FillStrip(const RgbImage& in, int y0, int rows, std::vector<int32_t>& strip) {
-  std::fill(strip.begin(), strip.end(), 0);
+void FillStrip(const RgbImage& in, int y0, int rows, std::vector<uint8_t>& strip) {
+  if (rows < kStripRows) std::fill(strip.begin(), strip.end(), 0);
   const size_t row_len = static_cast<size_t>(in.width) * kChannels;
   for (int r = 0; r < rows; ++r) {
     const uint8_t* src = in.pixels.data() + (y0 + r) * row_len;
     for (int x = 0; x < in.width; ++x) {
-      int32_t* dst = &strip[static_cast<size_t>(x) * kLanes + r * kChannels];
+      uint8_t* dst = &strip[static_cast<size_t>(x) * kLanes + r * kChannels];
       dst[0] = src[x * kChannels + 0];
       dst[1] = src[x * kChannels + 1];
       dst[2] = src[x * kChannels + 2];
@@ -144,7 +144,7 @@ void FillStrip(const RgbImage& in, int y0, int rows, std::vector<int32_t>& strip
 }
 
 // Resamples one strip horizontally into rows [y0, y0 + rows) of `out`.
-void ResampleStrip(const std::vector<int32_t>& strip, const ResampleTable& t, int y0, int rows,
+void ResampleStrip(const std::vector<uint8_t>& strip, const ResampleTable& t, int y0, int rows,
                    RgbImage& out) {
   const int32_t half = 1 << (t.precision - 1);
   const size_t out_row_len = static_cast<size_t>(t.out_size) * kChannels;
@@ -152,7 +152,7 @@ void ResampleStrip(const std::vector<int32_t>& strip, const ResampleTable& t, in
     int32_t acc[kLanes];
     for (int l = 0; l < kLanes; ++l) acc[l] = half;
     const int32_t* k = &t.weights[static_cast<size_t>(ox) * t.taps];
-    const int32_t* src = &strip[static_cast<size_t>(t.start[ox]) * kLanes];
+    const uint8_t* src = &strip[static_cast<size_t>(t.start[ox]) * kLanes];
     for (int j = 0; j < t.count[ox]; ++j, src += kLanes) {
       const int32_t w = k[j];
       for (int l = 0; l < kLanes; ++l) acc[l] += w * src[l];
@@ -171,7 +171,7 @@ RgbImage ResampleHorizontal(const RgbImage& in, const ResampleTable& table) {
   out.width = table.out_size;
   out.height = in.height;
   out.pixels.resize(static_cast<size_t>(out.width) * out.height * kChannels);
-  std::vector<int32_t> strip(static_cast<size_t>(in.width) * kLanes);
+  std::vector<uint8_t> strip(static_cast<size_t>(in.width) * kLanes);
   for (int y0 = 0; y0 < in.height; y0 += kStripRows) {
     const int rows = std::min(kStripRows, in.height - y0);
     FillStrip(in, y0, rows, strip);

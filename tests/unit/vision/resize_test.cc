@@ -6,8 +6,9 @@
 // src/libImaging/Resample.c), and what the comparison below shows:
 //  1. Fixed-point format. Pillow: int32 weights with 22 fractional bits (PRECISION_BITS =
 //     32 - 8 - 2) for every axis. torch: int16 weights whose precision is chosen per axis from the
-//     largest normalised weight (_compute_index_ranges_int16_weights): 14 bits when some weight is
-//     near 1 (upscaling), 16-17 bits at a 2-4x reduction, up to 22 only for large reductions.
+//     largest normalised weight (_compute_index_ranges_int16_weights): 14 bits when upscaling
+//     (weights up to about 1.1), 15 for mild reductions (1600 -> 1148), 16 at 2x to 4x, 18 at
+//     about 10x, 21 at 80x; never more than 22.
 //     Rounding of a weight (half away from zero) and of a sum (+2^(p-1), shift, clamp) are the
 //     same. Fewer bits change a pixel by one level where the exact sum lies near a .5 boundary.
 //  2. Nothing else differs in the arithmetic: both compute scale = in/out in double,
@@ -224,16 +225,20 @@ TEST(ResizeTest, PillowFormatReproducesPillowTorchFormatWithinOneLevel) {
   }
 }
 
-// 4000x3000 -> 1000x750, the photo case of the brief (target < 100 ms on one core).
+// 4000x3000 -> 1000x750, the photo case of the brief (target < 100 ms on one core); best of 3,
+// tables included. Printed, not asserted: the machine is shared.
 TEST(ResizeTest, SpeedOfPhotoDownscale) {
   const RgbImage photo = RandomImage(4000, 3000, 5);
-  const auto start = std::chrono::steady_clock::now();
-  const RgbImage out = ResizeBicubicAntialias(photo, 750, 1000);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  ASSERT_EQ(out.pixels.size(), 1000u * 750 * 3);
-  std::cout << "[ speed    ] 4000x3000 -> 1000x750: " << ms << " ms\n";
-  RecordProperty("resize_4000x3000_ms", std::to_string(ms));
+  double best = 1e9;
+  for (int run = 0; run < 3; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    const RgbImage out = ResizeBicubicAntialias(photo, 750, 1000);
+    const auto end = std::chrono::steady_clock::now();
+    ASSERT_EQ(out.pixels.size(), 1000u * 750 * 3);
+    best = std::min(best, std::chrono::duration<double, std::milli>(end - start).count());
+  }
+  std::cout << "[ speed    ] 4000x3000 -> 1000x750: " << best << " ms\n";
+  RecordProperty("resize_4000x3000_ms", std::to_string(best));
 }
 
 }  // namespace
