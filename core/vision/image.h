@@ -27,7 +27,7 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // height*width*3
 };
 
-// Reads width/height (and format) from the header only, allocating nothing. INVALID_ARGUMENT
+// Reads width/height (and format) from the header only (no pixel buffer). INVALID_ARGUMENT
 // for data that is not a PNG/JPEG/BMP/GIF image, naming `what` (e.g. the file name or "image 2").
 struct ImageInfo {
   int width = 0;

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "core/vision/decode_internal.h"
 #include "core/vision/image.h"
@@ -236,6 +237,29 @@ TEST(DecodeTest, CorruptedInputsFailCleanly) {
     }
   }
   std::cout << "[ fuzz     ] decoded " << decoded << ", refused " << refused << "\n";
+}
+
+// stb keeps its failure reason thread-local: threads decoding good and bad data at once each
+// get their own result and message.
+TEST(DecodeTest, ConcurrentDecodesAreIndependent) {
+  const std::string good = ReadSourceFile(std::string(kUnitDir) + "png_rgb16.png");
+  const std::vector<uint8_t> expected = MustDecode(good).pixels;
+  const std::string bad = good.substr(0, good.size() / 2);
+  std::vector<std::thread> threads;
+  std::vector<int> failures(8, 0);
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string name = "t" + std::to_string(t);
+        auto r = DecodeImage(t % 2 ? bad : good, DecodeLimits{}, name);
+        const bool ok = t % 2 ? (!r.ok() && r.status().message().find(name) != std::string::npos)
+                              : (r.ok() && r->pixels == expected);
+        failures[t] += !ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(failures[t], 0) << "thread " << t;
 }
 
 TEST(DecodeTest, DetectsFormatsBySignature) {
