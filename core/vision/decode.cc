@@ -12,9 +12,13 @@
 //  * Palette or grey/RGB PNG with tRNS: stb adds an alpha channel that we drop; PIL keeps the
 //    palette colour (transparency only lives in info). Identical RGB.
 //  * JPEG: stb's decoder is not libjpeg-turbo (PIL's): IDCT and chroma upsampling differ, so
-//    pixels may differ by a few levels. Truncated JPEGs decode silently in stb; we check the
-//    marker structure and refuse them, as PIL does ("image file is truncated").
+//    pixels may differ by a few levels (measured: at most 3, mean < 0.1). PIL refuses a JPEG
+//    without EOI ("image file is truncated"); stb refuses the truncations we tried but with
+//    reasons like "expected marker" or, when even the header is cut, "bad png sig" (the last
+//    format it tried). We walk the marker structure first (jpeg_check.cc) and say "truncated".
 //  * GIF: first frame only; see gif.cc for transparent pixels.
+//  * BMP: 16-bit colours are scaled differently (see bmp.cc, corrected); RLE-compressed BMPs,
+//    which PIL reads, are refused by stb ("BMP RLE").
 //  * EXIF orientation is ignored, as by the processor (transformers' load_image() would apply
 //    exif_transpose before the processor sees the image).
 
@@ -198,7 +202,9 @@ StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& limits
   if (info.format == "jpeg") RETURN_IF_ERROR(vision_internal::CheckJpegComplete(data, what));
   if (info.format == "gif") return vision_internal::DecodeGifFirstFrame(data, what);
   if (info.is_16_bit && info.channels == 1) return DecodeGrey16(data, what);
-  return DecodeRgb8(data, info, what);
+  ASSIGN_OR_RETURN(RgbImage image, DecodeRgb8(data, info, what));
+  if (info.format == "bmp") RETURN_IF_ERROR(vision_internal::MatchPilBmp16(data, what, image));
+  return image;
 }
 
 }  // namespace vlmd

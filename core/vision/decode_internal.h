@@ -19,9 +19,13 @@ Status InvalidImage(std::string_view what, std::string_view message);
 ImageFormat DetectFormat(std::string_view data);
 
 // Walks the JPEG marker structure (segments, then entropy-coded data up to the next marker) and
-// requires an EOI marker: stb decodes a truncated JPEG silently, PIL refuses it ("image file is
-// truncated"), even when only EOI is missing. INVALID_ARGUMENT naming `what` otherwise.
+// requires an EOI marker, as PIL does ("image file is truncated", even when only EOI is
+// missing); stb's own reasons for such data are misleading. INVALID_ARGUMENT naming `what`.
 Status CheckJpegComplete(std::string_view data, std::string_view what);
+
+// Rescales stb's 16-bit BMP colours to PIL's (see bmp.cc); other BMPs are left alone. Refuses
+// 16-bit bitfield layouts PIL refuses.
+Status MatchPilBmp16(std::string_view data, std::string_view what, RgbImage& image);
 
 // The first frame of a GIF as PIL's GifImagePlugin + convert("RGB") give it (see gif.cc).
 StatusOr<RgbImage> DecodeGifFirstFrame(std::string_view data, std::string_view what);

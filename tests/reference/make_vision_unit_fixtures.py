@@ -188,6 +188,27 @@ def hand_made_gifs():
     return ["gif_subrect_trns.gif", "gif_subrect.gif", "gif_full_trns.gif"]
 
 
+def write_bmp16(name, layout):
+    """16 bits per pixel, bottom-up: BI_RGB 5-5-5, or BI_BITFIELDS 5-6-5 after a 40-byte header."""
+    v = RNG.integers(0, 65536, (H, W)).astype(np.uint16)
+    v[0, :8] = [0x0000, 0x0421, 0x4210, 0x7FFF, 0x7C00, 0x03E0, 0x001F, 0x2108]
+    row_bytes = (W * 2 + 3) // 4 * 4
+    rows = b"".join(v[y].astype("<u2").tobytes().ljust(row_bytes, b"\0") for y in range(H - 1, -1, -1))
+    masks = struct.pack("<III", 0xF800, 0x7E0, 0x1F) if layout == "565" else b""
+    info = struct.pack("<IiiHHIIiiII", 40, W, H, 1, 16, 3 if masks else 0, len(rows), 2835, 2835,
+                       0, 0)
+    offset = 14 + len(info) + len(masks)
+    data = b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + masks + rows
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+
+
+def hand_made_bmps():
+    write_bmp16("bmp16_555.bmp", "555")
+    write_bmp16("bmp16_565.bmp", "565")
+    return ["bmp16_555.bmp", "bmp16_565.bmp"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Files PIL writes itself (BMP, GIF, JPEG)
 
@@ -261,7 +282,7 @@ def resize_cases():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    names = hand_made_pngs() + hand_made_gifs() + pil_written()
+    names = hand_made_pngs() + hand_made_gifs() + hand_made_bmps() + pil_written()
     with open(os.path.join(OUT, "decode_cases.json"), "w") as f:
         json.dump({"pillow": PIL.__version__, "cases": decode_cases(names)}, f, indent=1)
     with open(os.path.join(OUT, "resize_cases.json"), "w") as f:

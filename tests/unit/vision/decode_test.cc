@@ -160,6 +160,16 @@ TEST(DecodeTest, JpegAndGifHeadersAreCheckedToo) {
   ExpectInvalid(DecodeImage(gif, DecodeLimits{}, "big.gif"), "65535x65535");
 }
 
+// PIL reads 16-bit BMPs only as 5-5-5 or 5-6-5 and refuses other bitfield layouts; so do we.
+TEST(DecodeTest, OddSixteenBitBmpLayoutIsRefused) {
+  std::string bmp = ReadSourceFile(std::string(kUnitDir) + "bmp16_565.bmp");
+  ASSERT_GT(bmp.size(), 66u);
+  EXPECT_TRUE(DecodeImage(bmp, DecodeLimits{}, "565.bmp").ok());
+  bmp[54] = 0x00;  // red mask 0xF800 -> 0xF000
+  bmp[55] = static_cast<char>(0xF0);
+  ExpectInvalid(DecodeImage(bmp, DecodeLimits{}, "odd.bmp"), "bitfields layout");
+}
+
 TEST(DecodeTest, ByteAndPixelLimits) {
   const std::string png = EncodePng({4, 4, 8, 0, std::vector<uint8_t>(16, 1)});
   ExpectInvalid(DecodeImage(png, DecodeLimits{10, 0}, "x.png"), "exceeds the limit of 10 bytes");
