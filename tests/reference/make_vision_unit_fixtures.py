@@ -246,7 +246,9 @@ def pil_written():
     big.save(os.path.join(OUT, "jpeg_444.jpg"), quality=95, subsampling=0)
     big.save(os.path.join(OUT, "jpeg_progressive.jpg"), quality=85, progressive=True)
     big.convert("L").save(os.path.join(OUT, "jpeg_grey.jpg"), quality=90)
-    names += ["jpeg_420.jpg", "jpeg_444.jpg", "jpeg_progressive.jpg", "jpeg_grey.jpg"]
+    big.convert("CMYK").save(os.path.join(OUT, "jpeg_cmyk.jpg"), quality=90)  # Adobe APP14
+    names += ["jpeg_420.jpg", "jpeg_444.jpg", "jpeg_progressive.jpg", "jpeg_grey.jpg",
+              "jpeg_cmyk.jpg"]
     return names
 
 
