@@ -101,7 +101,7 @@ void CheckResized(const json& c, const RgbImage& input, bool exact, const std::s
   std::cout << "[ jpeg     ] " << name
             << ": resized bytes differing from torch on PIL's decode: " << count << " of "
             << resized.pixels.size() << ", max " << max_diff << "\n";
-  EXPECT_LE(max_diff, 24);
+  EXPECT_LE(max_diff, 8);
 }
 
 // The first rows of pixel_values as float32, and the sums of all of them.
@@ -116,11 +116,16 @@ void CheckPixelValues(const json& c, const PixelPatches& patches, bool exact) {
       worst = std::max(worst, std::abs(got - want));
     }
   }
-  if (!exact) EXPECT_LT(worst, 0.5f);
   const Sums s = SumOf(patches.values);
   const double want_sum = c.at("pixel_values_sum").get<double>();
   const double want_abs = c.at("pixel_values_abs_sum").get<double>();
-  const double tolerance = exact ? 1e-6 : 2e-3;
+  if (!exact) {
+    std::cout << "[ jpeg     ] pixel_values: head max |diff| " << worst << ", sum rel diff "
+              << std::abs(s.sum - want_sum) / std::abs(want_sum) << ", abs sum rel diff "
+              << std::abs(s.abs_sum - want_abs) / std::abs(want_abs) << "\n";
+    EXPECT_LT(worst, 0.15f);  // 0.15 * 255 * std ~ 10 levels
+  }
+  const double tolerance = exact ? 1e-6 : 1e-3;
   EXPECT_NEAR(s.sum, want_sum, tolerance * std::abs(want_sum));
   EXPECT_NEAR(s.abs_sum, want_abs, tolerance * std::abs(want_abs));
 }
