@@ -21,7 +21,9 @@
 //   out     = clamp((2^(p-1) + sum q[j] * in[xmin + j]) >> p, 0, 255)   (int32 sum)
 //
 // The horizontal pass (width) runs first, then the vertical one, with a uint8 image in between;
-// a pass whose size does not change is skipped, and equal sizes copy the input.
+// a pass whose size does not change is skipped, and equal sizes copy the input. The AVX2 kernel
+// and the generic one do the same integer arithmetic, so the order of the sums cannot matter.
+// tests/unit/vision/parity_test.cc checks this against torch 2.11's output byte for byte.
 
 #include <algorithm>
 #include <cmath>
