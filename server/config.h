@@ -84,7 +84,8 @@ struct ServeConfig {
 };
 
 // Parses YAML text. `overrides` are "dotted.key=value" strings applied to the document
-// before it is read (the value is YAML, so "[a, b]" is a list); `source` names the text in
+// before it is read (the value is YAML, so "[a, b]" is a list and an empty value resets the
+// key to its default); `source` names the text in
 // errors. Errors are INVALID_ARGUMENT naming the source, line and key.
 StatusOr<ServeConfig> ParseServeConfig(const std::string& yaml_text, const std::string& source,
                                        const std::vector<std::string>& overrides);
