@@ -66,6 +66,36 @@ std::pair<int64_t, int64_t> ParsePixelRange(const std::string& text) {
   return {lo, hi};
 }
 
+// Bytes that are not UTF-8 become U+FFFD, so a proto3 string field always parses at the
+// client (the engine's decoder should never produce such bytes; this is a safety net).
+std::string ValidUtf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok && len > 1) {  // reject overlong forms and surrogates
+      uint32_t cp = c & (0xFF >> (len + 1));
+      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+    }
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 StatusOr<api::InferRequest> FromProto(const v1::InferRequest& request) {
@@ -162,7 +192,7 @@ void ToProto(const RequestNames& names, const GenerationResult& result,
   out->set_request_id(names.id);
   out->set_model(names.model);
   out->set_adapter(names.adapter);
-  out->set_text(result.text);
+  out->set_text(ValidUtf8(result.text));
   out->mutable_token_ids()->Add(result.token_ids.begin(), result.token_ids.end());
   out->set_finish_reason(ToProto(result.finish_reason));
   for (const TokenLogprob& lp : result.logprobs) ToProto(lp, out->add_logprobs());
@@ -171,7 +201,7 @@ void ToProto(const RequestNames& names, const GenerationResult& result,
 }
 
 void AppendToProto(const api::InferChunk& chunk, v1::InferDelta* out) {
-  out->mutable_text()->append(chunk.text);
+  out->mutable_text()->append(ValidUtf8(chunk.text));
   out->mutable_token_ids()->Add(chunk.token_ids.begin(), chunk.token_ids.end());
   for (const TokenLogprob& lp : chunk.logprobs) ToProto(lp, out->add_logprobs());
 }

@@ -168,3 +168,23 @@ TEST(Convert, Deadlines) {
 
 }  // namespace
 }  // namespace vlmd::server
+
+namespace vlmd::server {
+namespace {
+
+TEST(Convert, TextIsAlwaysValidUtf8) {
+  GenerationResult g;
+  g.text = "caf\xC3\xA9 \xE2\x88\x9A ok\xFF end\xE2\x88";  // é, √, a stray byte, a cut sequence
+  v1::InferResponse r;
+  ToProto(RequestNames{}, g, &r);
+  EXPECT_EQ(r.text(), "caf\xC3\xA9 \xE2\x88\x9A ok\xEF\xBF\xBD end\xEF\xBF\xBD\xEF\xBF\xBD");
+  v1::InferDelta d;
+  AppendToProto(api::InferChunk{"\xF0\x9F\x98\x80", {1}, {}}, &d);  // a 4-byte emoji stays
+  EXPECT_EQ(d.text(), "\xF0\x9F\x98\x80");
+  v1::InferDelta bad;
+  AppendToProto(api::InferChunk{"\xC0\xAF", {1}, {}}, &bad);  // overlong '/'
+  EXPECT_EQ(bad.text(), "\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace vlmd::server
