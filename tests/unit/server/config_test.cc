@@ -250,3 +250,23 @@ TEST(ServeConfig, ToInferenceConfig) {
 
 }  // namespace
 }  // namespace vlmd::server
+
+namespace vlmd::server {
+namespace {
+
+// The documented sample config must stay in step with the parser: every key it shows exists.
+TEST(ServeConfig, SampleConfigParsesAndValidates) {
+  std::ifstream in(VLMD_SOURCE_DIR "/deploy/vlmd.yaml");
+  ASSERT_TRUE(in.good());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  StatusOr<ServeConfig> c = ParseServeConfig(text, "deploy/vlmd.yaml", {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(ValidateServeConfig(*c).ok()) << ValidateServeConfig(*c);
+  EXPECT_EQ(c->models.size(), 1u);
+  EXPECT_EQ(c->adapters.size(), 1u);
+  EXPECT_EQ(c->auth.tokens.size(), 1u);
+  EXPECT_FALSE(c->tls.client_ca.empty());
+}
+
+}  // namespace
+}  // namespace vlmd::server
