@@ -23,14 +23,14 @@ std::string Join(const google::protobuf::RepeatedPtrField<std::string>& items) {
 }
 
 void PrintAdapter(const v1::AdapterInfo& a) {
-  std::printf("%-20s %-20s %5d %7g %7lld %-28s %s\n", a.name().c_str(), a.model().c_str(),
-              a.rank(), a.alpha(), static_cast<long long>(a.modules()),
-              Join(a.target_modules()).c_str(), a.path().c_str());
+  std::printf("%-20s %-20s %5d %7g %7lld %-28s %s\n", a.name().c_str(), a.model().c_str(), a.rank(),
+              a.alpha(), static_cast<long long>(a.modules()), Join(a.target_modules()).c_str(),
+              a.path().c_str());
 }
 
 void PrintHeader() {
-  std::printf("%-20s %-20s %5s %7s %7s %-28s %s\n", "NAME", "MODEL", "RANK", "ALPHA",
-              "MODULES", "TARGETS", "PATH");
+  std::printf("%-20s %-20s %5s %7s %7s %-28s %s\n", "NAME", "MODEL", "RANK", "ALPHA", "MODULES",
+              "TARGETS", "PATH");
 }
 
 // Runs one unary call with the connection settings and prints its result or error.

@@ -34,17 +34,19 @@ std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const ClientOptions& o,
 
 void AddConnectionFlags(CLI::App& app, ClientOptions* o) {
   app.add_option("--addr", o->address, "Server address host:port")
-      ->envname("VLMD_ADDR")->capture_default_str();
+      ->envname("VLMD_ADDR")
+      ->capture_default_str();
   app.add_option("--token", o->token, "Bearer token")->envname("VLMD_TOKEN");
   app.add_option("--ca", o->ca, "PEM CA certificate of the server (enables TLS)")
       ->envname("VLMD_CA");
   app.add_option("--cert", o->cert, "PEM client certificate (mutual TLS)")->envname("VLMD_CERT");
   app.add_option("--key", o->key, "PEM client private key (mutual TLS)")->envname("VLMD_KEY");
-  app.add_option("--tls-server-name", o->tls_server_name,
-                 "Name expected in the server certificate")->envname("VLMD_TLS_SERVER_NAME");
+  app.add_option("--tls-server-name", o->tls_server_name, "Name expected in the server certificate")
+      ->envname("VLMD_TLS_SERVER_NAME");
   app.add_flag("--tls", o->tls, "Use TLS with the system's CA roots")->envname("VLMD_TLS");
   app.add_option("--timeout", o->timeout_s, "Deadline of each call in seconds (0 = none)")
-      ->envname("VLMD_TIMEOUT")->capture_default_str();
+      ->envname("VLMD_TIMEOUT")
+      ->capture_default_str();
 }
 
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& o) {

@@ -2,12 +2,11 @@
 // or the environment (VLMD_ADDR, VLMD_TOKEN, VLMD_CA, VLMD_CERT, VLMD_KEY, ...).
 #pragma once
 
-#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 namespace vlmctl {
 

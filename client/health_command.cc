@@ -40,7 +40,8 @@ int Run(const HealthFlags& f, const ClientOptions& options) {
     bool serving = status.ok() && response.status() == health::HealthCheckResponse::SERVING;
     if (serving || std::chrono::steady_clock::now() >= until) {
       if (!status.ok()) return ReportError(status);
-      std::printf("%s\n", health::HealthCheckResponse::ServingStatus_Name(response.status()).c_str());
+      std::printf("%s\n",
+                  health::HealthCheckResponse::ServingStatus_Name(response.status()).c_str());
       return serving ? kExitOk : kExitUnavailable;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

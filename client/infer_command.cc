@@ -151,18 +151,18 @@ void AddFlags(CLI::App* cmd, InferFlags* f) {
   cmd->add_option("--adapter", f->adapter, "Loaded LoRA adapter");
   cmd->add_option("--system", f->system, "System prompt");
   cmd->add_option("--request-id", f->request_id, "Id to find the request in server logs");
-  f->opts["--max-new-tokens"] = cmd->add_option("--max-new-tokens", f->max_new_tokens,
-                                                    "Tokens to generate at most");
+  f->opts["--max-new-tokens"] =
+      cmd->add_option("--max-new-tokens", f->max_new_tokens, "Tokens to generate at most");
   f->opts["--temperature"] = cmd->add_option("--temperature", f->temperature, "0 = greedy");
   f->opts["--top-p"] = cmd->add_option("--top-p", f->top_p, "Nucleus mass (0, 1]");
   f->opts["--top-k"] = cmd->add_option("--top-k", f->top_k, "Keep the k best tokens (0 = off)");
-  f->opts["--repetition-penalty"] = cmd->add_option(
-      "--repetition-penalty", f->repetition_penalty, "Repetition penalty (1 = off)");
+  f->opts["--repetition-penalty"] = cmd->add_option("--repetition-penalty", f->repetition_penalty,
+                                                    "Repetition penalty (1 = off)");
   f->opts["--seed"] = cmd->add_option("--seed", f->seed, "Sampling seed");
-  f->opts["--min-pixels"] = cmd->add_option("--min-pixels", f->min_pixels,
-                                                "Lower bound on an image's resized pixels");
-  f->opts["--max-pixels"] = cmd->add_option("--max-pixels", f->max_pixels,
-                                                "Upper bound on an image's resized pixels");
+  f->opts["--min-pixels"] =
+      cmd->add_option("--min-pixels", f->min_pixels, "Lower bound on an image's resized pixels");
+  f->opts["--max-pixels"] =
+      cmd->add_option("--max-pixels", f->max_pixels, "Upper bound on an image's resized pixels");
   cmd->add_option("--stop", f->stop, "Stop string (repeatable)")->allow_extra_args(false);
   cmd->add_flag("--logprobs", f->logprobs, "Report each token's log-probability");
   cmd->add_option("--top-logprobs", f->top_logprobs, "Alternatives per token (0-20)");

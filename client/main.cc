@@ -1,6 +1,5 @@
 // vlmctl: the command-line client of vlmd (gRPC and protobuf only; no libtorch).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <exception>
 

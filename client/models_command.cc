@@ -12,8 +12,8 @@ namespace {
 namespace v1 = vlmd::v1;
 
 void PrintTable(const v1::ListModelsResponse& response) {
-  std::printf("%-24s %-8s %-9s %14s %22s %s\n", "NAME", "DEVICE", "DTYPE", "PARAMETERS",
-              "PIXELS", "PATH");
+  std::printf("%-24s %-8s %-9s %14s %22s %s\n", "NAME", "DEVICE", "DTYPE", "PARAMETERS", "PIXELS",
+              "PATH");
   for (const v1::ModelInfo& m : response.models()) {
     std::string name = m.name() + (m.is_default() ? " *" : "");
     std::string pixels = std::to_string(m.min_pixels()) + ".." + std::to_string(m.max_pixels());

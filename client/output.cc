@@ -1,57 +1,54 @@
 #include "client/output.h"
 
-#include <cstdio>
-
 #include <google/protobuf/util/json_util.h>
+
+#include <cstdio>
 
 namespace vlmctl {
 
+namespace {
+
+// Every gRPC code with its name and the exit code of its class.
+struct CodeRow {
+  grpc::StatusCode code;
+  const char* name;
+  int exit_code;
+};
+
+constexpr CodeRow kCodes[] = {
+    {grpc::StatusCode::OK, "OK", kExitOk},
+    {grpc::StatusCode::CANCELLED, "CANCELLED", kExitUnavailable},
+    {grpc::StatusCode::UNKNOWN, "UNKNOWN", kExitError},
+    {grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", kExitInvalid},
+    {grpc::StatusCode::DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", kExitUnavailable},
+    {grpc::StatusCode::NOT_FOUND, "NOT_FOUND", kExitNotFound},
+    {grpc::StatusCode::ALREADY_EXISTS, "ALREADY_EXISTS", kExitNotFound},
+    {grpc::StatusCode::PERMISSION_DENIED, "PERMISSION_DENIED", kExitAuth},
+    {grpc::StatusCode::RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED", kExitUnavailable},
+    {grpc::StatusCode::FAILED_PRECONDITION, "FAILED_PRECONDITION", kExitInvalid},
+    {grpc::StatusCode::ABORTED, "ABORTED", kExitUnavailable},
+    {grpc::StatusCode::OUT_OF_RANGE, "OUT_OF_RANGE", kExitInvalid},
+    {grpc::StatusCode::UNIMPLEMENTED, "UNIMPLEMENTED", kExitError},
+    {grpc::StatusCode::INTERNAL, "INTERNAL", kExitError},
+    {grpc::StatusCode::UNAVAILABLE, "UNAVAILABLE", kExitUnavailable},
+    {grpc::StatusCode::DATA_LOSS, "DATA_LOSS", kExitError},
+    {grpc::StatusCode::UNAUTHENTICATED, "UNAUTHENTICATED", kExitAuth},
+};
+
+}  // namespace
+
 const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
+  for (const CodeRow& row : kCodes) {
+    if (row.code == code) return row.name;
   }
+  return "UNKNOWN";
 }
 
 int ExitCodeFor(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return kExitOk;
-    case grpc::StatusCode::INVALID_ARGUMENT:
-    case grpc::StatusCode::OUT_OF_RANGE:
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return kExitInvalid;
-    case grpc::StatusCode::NOT_FOUND:
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return kExitNotFound;
-    case grpc::StatusCode::UNAUTHENTICATED:
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return kExitAuth;
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-    case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::ABORTED:
-      return kExitUnavailable;
-    default:
-      return kExitError;
+  for (const CodeRow& row : kCodes) {
+    if (row.code == code) return row.exit_code;
   }
+  return kExitError;
 }
 
 int ReportError(const grpc::Status& status) {

@@ -1,10 +1,10 @@
 // How vlmctl reports: exit codes by error class, error lines on stderr, JSON on stdout.
 #pragma once
 
-#include <string>
-
 #include <google/protobuf/message.h>
 #include <grpcpp/grpcpp.h>
+
+#include <string>
 
 namespace vlmctl {
 

@@ -3,16 +3,16 @@
 // the call helpers in rpc_util.h); the method -> role table lives here, in one place.
 #pragma once
 
+#include <grpcpp/support/string_ref.h>
+
 #include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
-#include <grpcpp/support/string_ref.h>
-
+#include "absl/strings/string_view.h"
 #include "core/base/status.h"
 #include "server/config.h"
 

@@ -1,8 +1,8 @@
 #include "server/config.h"
 
-#include <set>
-
 #include <yaml-cpp/yaml.h>
+
+#include <set>
 
 #include "core/base/file_util.h"
 #include "server/yaml_reader.h"
@@ -101,7 +101,8 @@ Status ReadTokenList(const YAML::Node& list, const std::string& path, const std:
     RETURN_IF_ERROR(m.Read("role", &role));
     RETURN_IF_ERROR(m.CheckUnknownKeys());
     StatusOr<Role> parsed = ParseRole(role);
-    if (!parsed.ok()) return m.Error(m.Child("role"), "role", std::string(parsed.status().message()));
+    if (!parsed.ok())
+      return m.Error(m.Child("role"), "role", std::string(parsed.status().message()));
     e.role = *parsed;
     if (e.name.empty()) e.name = item_path;
     out->push_back(std::move(e));
@@ -151,13 +152,17 @@ StatusOr<YAML::Node> LoadYaml(const std::string& text, const std::string& source
 }
 
 Status CheckLimits(const LimitsConfig& l) {
-  const std::pair<const char*, int64_t> positive[] = {
-      {"max_request_bytes", l.max_request_bytes}, {"max_image_bytes", l.max_image_bytes},
-      {"max_image_pixels", l.max_image_pixels},   {"max_images", l.max_images},
-      {"max_pixels", l.max_pixels},               {"max_prompt_tokens", l.max_prompt_tokens},
-      {"max_new_tokens", l.max_new_tokens},       {"max_running", l.max_running},
-      {"queue_size", l.queue_size},               {"kv_cache_tokens", l.kv_cache_tokens},
-      {"max_prefill_tokens", l.max_prefill_tokens}};
+  const std::pair<const char*, int64_t> positive[] = {{"max_request_bytes", l.max_request_bytes},
+                                                      {"max_image_bytes", l.max_image_bytes},
+                                                      {"max_image_pixels", l.max_image_pixels},
+                                                      {"max_images", l.max_images},
+                                                      {"max_pixels", l.max_pixels},
+                                                      {"max_prompt_tokens", l.max_prompt_tokens},
+                                                      {"max_new_tokens", l.max_new_tokens},
+                                                      {"max_running", l.max_running},
+                                                      {"queue_size", l.queue_size},
+                                                      {"kv_cache_tokens", l.kv_cache_tokens},
+                                                      {"max_prefill_tokens", l.max_prefill_tokens}};
   for (const auto& [name, value] : positive) {
     if (value <= 0) {
       return absl::InvalidArgumentError(
@@ -177,8 +182,8 @@ Status CheckTokens(const std::vector<TokenEntry>& tokens) {
   std::set<std::string> names, values;
   for (const TokenEntry& t : tokens) {
     if (t.token.size() < kMinTokenLength) {
-      return absl::InvalidArgumentError(absl::StrCat("token '", t.name, "' is shorter than ",
-                                                     kMinTokenLength, " characters"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token '", t.name, "' is shorter than ", kMinTokenLength, " characters"));
     }
     if (t.token.find_first_of(" \t\r\n") != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat("token '", t.name, "' contains whitespace"));
@@ -209,8 +214,8 @@ Status CheckModelsAndAdapters(const ServeConfig& c) {
       return absl::InvalidArgumentError(absl::StrCat("adapters.", a.name, ".path is not set"));
     }
     if (!a.model.empty() && models.count(a.model) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("adapters.", a.name, ".model names '",
-                                                     a.model, "', which is not a served model"));
+      return absl::InvalidArgumentError(absl::StrCat("adapters.", a.name, ".model names '", a.model,
+                                                     "', which is not a served model"));
     }
   }
   return absl::OkStatus();
@@ -265,8 +270,8 @@ Status ValidateServeConfig(const ServeConfig& c) {
   RETURN_IF_ERROR(CheckTokens(c.auth.tokens));
   static const std::set<std::string> kLevels = {"debug", "info", "warning", "error"};
   if (kLevels.count(c.log_level) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "log_level must be debug, info, warning or error, got '", c.log_level, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("log_level must be debug, info, warning or error, got '", c.log_level, "'"));
   }
   if (c.shutdown_grace_seconds < 0) {
     return absl::InvalidArgumentError("shutdown_grace_seconds must be >= 0");

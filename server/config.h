@@ -28,18 +28,18 @@ struct AdapterEntry {
 
 // `limits`: sizes and counts that protect the server. Every field has a working default.
 struct LimitsConfig {
-  int64_t max_request_bytes = 32 << 20;  // gRPC max receive message size
-  int max_concurrent_requests = 256;     // inference RPCs in flight; more -> RESOURCE_EXHAUSTED
-  int64_t max_image_bytes = 20 << 20;    // encoded size of one image
-  int64_t max_image_pixels = 50'000'000; // width*height of one image before resizing
-  int64_t max_images = 16;               // images in one request
-  int64_t max_pixels = 12845056;         // largest max_pixels a request may ask for
-  int64_t max_prompt_tokens = 8192;      // prompt incl. image tokens
-  int max_new_tokens = 4096;             // cap on a request's max_new_tokens
-  int max_running = 16;                  // sequences decoded together (batch size)
-  int queue_size = 64;                   // requests waiting for a batch slot
-  int64_t kv_cache_tokens = 262144;      // KV budget: sum of prompt+max_new over the batch
-  int64_t max_prefill_tokens = 8192;     // prompt tokens admitted into one engine step
+  int64_t max_request_bytes = 32 << 20;   // gRPC max receive message size
+  int max_concurrent_requests = 256;      // inference RPCs in flight; more -> RESOURCE_EXHAUSTED
+  int64_t max_image_bytes = 20 << 20;     // encoded size of one image
+  int64_t max_image_pixels = 50'000'000;  // width*height of one image before resizing
+  int64_t max_images = 16;                // images in one request
+  int64_t max_pixels = 12845056;          // largest max_pixels a request may ask for
+  int64_t max_prompt_tokens = 8192;       // prompt incl. image tokens
+  int max_new_tokens = 4096;              // cap on a request's max_new_tokens
+  int max_running = 16;                   // sequences decoded together (batch size)
+  int queue_size = 64;                    // requests waiting for a batch slot
+  int64_t kv_cache_tokens = 262144;       // KV budget: sum of prompt+max_new over the batch
+  int64_t max_prefill_tokens = 8192;      // prompt tokens admitted into one engine step
 };
 
 // `tls`: server certificate and, for mutual TLS, the CA that signs client certificates.
@@ -69,18 +69,18 @@ struct AuthConfig {
 
 // Everything `vlmd serve` reads.
 struct ServeConfig {
-  std::string listen = "127.0.0.1:50051";   // gRPC address; port 0 picks a free port
-  std::vector<ModelEntry> models;           // in file order; the first is the default
+  std::string listen = "127.0.0.1:50051";  // gRPC address; port 0 picks a free port
+  std::vector<ModelEntry> models;          // in file order; the first is the default
   std::vector<AdapterEntry> adapters;
   LimitsConfig limits;
   TlsConfig tls;
   AuthConfig auth;
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; empty = off
-  std::vector<std::string> allowed_roots;   // image paths and adapter dirs must lie under these
-  std::string state_dir;                    // jobs database and job directories (created)
-  std::string log_level = "info";           // debug, info, warning, error
-  double shutdown_grace_seconds = 30;       // running requests may finish for this long
-  std::string tokenizer;                    // tokenizer.json for models without one
+  std::vector<std::string> allowed_roots;  // image paths and adapter dirs must lie under these
+  std::string state_dir;                   // jobs database and job directories (created)
+  std::string log_level = "info";          // debug, info, warning, error
+  double shutdown_grace_seconds = 30;      // running requests may finish for this long
+  std::string tokenizer;                   // tokenizer.json for models without one
 };
 
 // Parses YAML text. `overrides` are "dotted.key=value" strings applied to the document

@@ -74,14 +74,19 @@ std::string ValidUtf8(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
     bool ok = len > 0 && i + len <= s.size();
     for (size_t k = 1; ok && k < len; ++k) {
       ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
     }
     if (ok && len > 1) {  // reject overlong forms and surrogates
       uint32_t cp = c & (0xFF >> (len + 1));
-      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      for (size_t k = 1; k < len; ++k)
+        cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
       static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
       ok = cp >= kMin[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
     }
@@ -130,10 +135,14 @@ std::optional<std::chrono::steady_clock::time_point> SteadyDeadline(
 
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return v1::FINISH_REASON_STOP;
-    case FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kCancelled: return v1::FINISH_REASON_CANCELLED;
-    case FinishReason::kError: return v1::FINISH_REASON_ERROR;
+    case FinishReason::kStop:
+      return v1::FINISH_REASON_STOP;
+    case FinishReason::kLength:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kCancelled:
+      return v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kError:
+      return v1::FINISH_REASON_ERROR;
   }
   return v1::FINISH_REASON_UNSPECIFIED;
 }
@@ -187,8 +196,7 @@ void ToProto(const api::AdapterInfo& in, v1::AdapterInfo* out) {
   if (in.max_pixels) out->set_max_pixels(*in.max_pixels);
 }
 
-void ToProto(const RequestNames& names, const GenerationResult& result,
-             v1::InferResponse* out) {
+void ToProto(const RequestNames& names, const GenerationResult& result, v1::InferResponse* out) {
   out->set_request_id(names.id);
   out->set_model(names.model);
   out->set_adapter(names.adapter);
@@ -206,8 +214,7 @@ void AppendToProto(const api::InferChunk& chunk, v1::InferDelta* out) {
   for (const TokenLogprob& lp : chunk.logprobs) ToProto(lp, out->add_logprobs());
 }
 
-void ToProto(const RequestNames& names, const GenerationResult& result,
-             v1::InferDone* out) {
+void ToProto(const RequestNames& names, const GenerationResult& result, v1::InferDone* out) {
   out->set_request_id(names.id);
   out->set_model(names.model);
   out->set_adapter(names.adapter);

@@ -34,12 +34,10 @@ void ToProto(const api::ModelInfo& in, v1::ModelInfo* out);
 void ToProto(const api::AdapterInfo& in, v1::AdapterInfo* out);
 
 // Fills the unary response from a finished generation.
-void ToProto(const RequestNames& names, const GenerationResult& result,
-             v1::InferResponse* out);
+void ToProto(const RequestNames& names, const GenerationResult& result, v1::InferResponse* out);
 // Appends one chunk of streamed output to a delta (several chunks may merge into one).
 void AppendToProto(const api::InferChunk& chunk, v1::InferDelta* out);
 // The last message of a stream.
-void ToProto(const RequestNames& names, const GenerationResult& result,
-             v1::InferDone* out);
+void ToProto(const RequestNames& names, const GenerationResult& result, v1::InferDone* out);
 
 }  // namespace vlmd::server

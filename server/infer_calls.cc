@@ -53,9 +53,8 @@ Status EngineCall::Admit() {
   RETURN_IF_ERROR(AuthorizeCall(env_, *ctx_, method_));
   RETURN_IF_ERROR(env_.state->Get().status());
   if (!env_.state->AcquireSlot(env_.max_concurrent_requests)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("too many concurrent requests (limit ", env_.max_concurrent_requests,
-                     "); retry later"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many concurrent requests (limit ", env_.max_concurrent_requests, "); retry later"));
   }
   std::lock_guard<std::mutex> lock(mu_);
   holds_slot_ = true;
@@ -223,7 +222,7 @@ void StreamInferCall::Pump() {
       writing_ = true;
       message = &pending_.front();
       action = ended_ && final_status_.ok() && pending_.size() == 1 ? Action::kWriteAndFinish
-                                                                     : Action::kWrite;
+                                                                    : Action::kWrite;
     } else if (ended_) {
       action = Action::kFinish;
     } else {
@@ -238,9 +237,15 @@ void StreamInferCall::Pump() {
     }
   }
   switch (action) {
-    case Action::kWrite: StartWrite(message); break;
-    case Action::kWriteAndFinish: StartWriteAndFinish(message, grpc::WriteOptions(), status); break;
-    case Action::kFinish: Finish(status); break;
+    case Action::kWrite:
+      StartWrite(message);
+      break;
+    case Action::kWriteAndFinish:
+      StartWriteAndFinish(message, grpc::WriteOptions(), status);
+      break;
+    case Action::kFinish:
+      Finish(status);
+      break;
   }
 }
 

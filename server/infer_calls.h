@@ -4,10 +4,10 @@
 // deadline passes (OnCancel), so its batch slot is freed at the engine's next step.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <mutex>
-
-#include <grpcpp/grpcpp.h>
 
 #include "server/convert.h"
 #include "server/rpc_util.h"
@@ -42,9 +42,9 @@ class EngineCall {
   Method method_;
   RequestNames names_;  // written before Submit, read by the engine thread after it
   std::mutex mu_;
-  bool cancelled_ = false;                      // guarded by mu_
-  std::shared_ptr<api::CancelHandle> handle_;   // guarded by mu_
-  bool holds_slot_ = false;                     // guarded by mu_
+  bool cancelled_ = false;                     // guarded by mu_
+  std::shared_ptr<api::CancelHandle> handle_;  // guarded by mu_
+  bool holds_slot_ = false;                    // guarded by mu_
 };
 
 // Infer: collects the whole answer, then finishes. Owns itself until gRPC's OnDone and the
@@ -79,8 +79,9 @@ class UnaryInferCall final : public grpc::ServerUnaryReactor {
 // then the done message. Owns itself like UnaryInferCall.
 class StreamInferCall final : public grpc::ServerWriteReactor<v1::InferStreamResponse> {
  public:
-  static grpc::ServerWriteReactor<v1::InferStreamResponse>* Start(
-      const ServiceEnv& env, grpc::CallbackServerContext* ctx, const v1::InferRequest* request);
+  static grpc::ServerWriteReactor<v1::InferStreamResponse>* Start(const ServiceEnv& env,
+                                                                  grpc::CallbackServerContext* ctx,
+                                                                  const v1::InferRequest* request);
   StreamInferCall(const ServiceEnv& env, grpc::CallbackServerContext* ctx,
                   const v1::InferRequest* request);
 
@@ -105,10 +106,10 @@ class StreamInferCall final : public grpc::ServerWriteReactor<v1::InferStreamRes
   std::mutex mu_;
   std::deque<v1::InferStreamResponse> pending_;  // front is in flight when writing_
   bool writing_ = false;                         // guarded by mu_
-  bool ended_ = false;      // the final status is known; guarded by mu_
-  bool broken_ = false;     // client gone or a write failed; guarded by mu_
-  bool finished_ = false;   // Finish was called; guarded by mu_
-  Status final_status_;     // guarded by mu_
+  bool ended_ = false;                           // the final status is known; guarded by mu_
+  bool broken_ = false;                          // client gone or a write failed; guarded by mu_
+  bool finished_ = false;                        // Finish was called; guarded by mu_
+  Status final_status_;                          // guarded by mu_
 };
 
 }  // namespace vlmd::server

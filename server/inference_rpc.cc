@@ -45,23 +45,22 @@ grpc::ServerUnaryReactor* InferenceRpcService::LoadAdapter(grpc::CallbackServerC
                                                            const v1::LoadAdapterRequest* request,
                                                            v1::LoadAdapterResponse* response) {
   ServingState* state = env_.state;
-  return RunUnary(env_, ctx, kLoadAdapter, /*blocking=*/true,
-                  [state, request, response]() -> Status {
-                    if (request->name().empty()) {
-                      return absl::InvalidArgumentError("adapter name is empty");
-                    }
-                    if (request->path().empty()) {
-                      return absl::InvalidArgumentError("adapter path is empty");
-                    }
-                    ASSIGN_OR_RETURN(api::InferenceService * service, state->Get());
-                    ASSIGN_OR_RETURN(api::AdapterInfo info,
-                                     service->LoadAdapter(request->name(), request->path(),
-                                                          request->model()));
-                    ToProto(info, response->mutable_adapter());
-                    VLMD_LOG(Info) << "adapter " << info.name << " loaded for model "
-                                   << info.model << " from " << info.path;
-                    return absl::OkStatus();
-                  });
+  return RunUnary(
+      env_, ctx, kLoadAdapter, /*blocking=*/true, [state, request, response]() -> Status {
+        if (request->name().empty()) {
+          return absl::InvalidArgumentError("adapter name is empty");
+        }
+        if (request->path().empty()) {
+          return absl::InvalidArgumentError("adapter path is empty");
+        }
+        ASSIGN_OR_RETURN(api::InferenceService * service, state->Get());
+        ASSIGN_OR_RETURN(api::AdapterInfo info,
+                         service->LoadAdapter(request->name(), request->path(), request->model()));
+        ToProto(info, response->mutable_adapter());
+        VLMD_LOG(Info) << "adapter " << info.name << " loaded for model " << info.model << " from "
+                       << info.path;
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* InferenceRpcService::UnloadAdapter(
@@ -77,9 +76,9 @@ grpc::ServerUnaryReactor* InferenceRpcService::UnloadAdapter(
   });
 }
 
-grpc::ServerUnaryReactor* InferenceRpcService::ListAdapters(
-    grpc::CallbackServerContext* ctx, const v1::ListAdaptersRequest* request,
-    v1::ListAdaptersResponse* response) {
+grpc::ServerUnaryReactor* InferenceRpcService::ListAdapters(grpc::CallbackServerContext* ctx,
+                                                            const v1::ListAdaptersRequest* request,
+                                                            v1::ListAdaptersResponse* response) {
   ServingState* state = env_.state;
   return RunUnary(env_, ctx, kListAdapters, /*blocking=*/false,
                   [state, request, response]() -> Status {

@@ -14,8 +14,7 @@ class InferenceRpcService final : public v1::Inference::CallbackService {
   // `env`'s pointers must outlive the gRPC server this service is registered with.
   explicit InferenceRpcService(const ServiceEnv& env) : env_(env) {}
 
-  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* ctx,
-                                  const v1::InferRequest* request,
+  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* ctx, const v1::InferRequest* request,
                                   v1::InferResponse* response) override;
   grpc::ServerWriteReactor<v1::InferStreamResponse>* InferStream(
       grpc::CallbackServerContext* ctx, const v1::InferRequest* request) override;

@@ -12,8 +12,7 @@ namespace {
 StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
   StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) {
-    return absl::Status(text.status().code(),
-                        absl::StrCat(what, ": ", text.status().message()));
+    return absl::Status(text.status().code(), absl::StrCat(what, ": ", text.status().message()));
   }
   if (text->find("-----BEGIN") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " is not a PEM file"));
@@ -59,9 +58,9 @@ StatusOr<GrpcListener> StartGrpcServer(const ServeConfig& config,
   out.server = builder.BuildAndStart();
   if (out.server == nullptr || port == 0) {
     if (out.server) out.server->Shutdown();
-    return absl::UnavailableError(absl::StrCat(
-        "could not listen on ", config.listen,
-        " (address in use or invalid, or unusable TLS certificate/key)"));
+    return absl::UnavailableError(
+        absl::StrCat("could not listen on ", config.listen,
+                     " (address in use or invalid, or unusable TLS certificate/key)"));
   }
   out.address = WithPort(config.listen, port);
   SetHealth(*out.server, health_names, false);

@@ -2,12 +2,12 @@
 // health service, reflection) and the Prometheus HTTP endpoint.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+#include <prometheus/exposer.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <prometheus/exposer.h>
 
 #include "core/base/status.h"
 #include "server/config.h"

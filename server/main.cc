@@ -1,6 +1,5 @@
 // vlmd: the server (`serve`), the training worker (`train`) and the offline tool.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <exception>
 #include <functional>

@@ -1,9 +1,9 @@
 #include "server/metrics.h"
 
-#include <map>
-
 #include <grpcpp/grpcpp.h>
 #include <prometheus/text_serializer.h>
+
+#include <map>
 
 #include "server/status_map.h"
 
@@ -16,10 +16,14 @@ using prometheus::BuildHistogram;
 
 const char* FinishReasonLabel(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "error";
 }
@@ -27,23 +31,23 @@ const char* FinishReasonLabel(FinishReason reason) {
 }  // namespace
 
 const std::vector<double>& LatencyBuckets() {
-  static const std::vector<double> kBuckets = {0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5,
-                                               5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
+  static const std::vector<double> kBuckets = {0.3,  0.5,   0.8,   1.0,   1.5,   2.0,    2.5,
+                                               5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
                                                60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
   return kBuckets;
 }
 
 const std::vector<double>& TimeToFirstTokenBuckets() {
-  static const std::vector<double> kBuckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-                                               0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-                                               20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
+  static const std::vector<double> kBuckets = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                               0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
+                                               20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
   return kBuckets;
 }
 
 const std::vector<double>& TimePerOutputTokenBuckets() {
   static const std::vector<double> kBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
-                                               0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-                                               20.0, 40.0, 80.0};
+                                               0.3,  0.4,   0.5,  0.75,  1.0, 2.5,  5.0,
+                                               7.5,  10.0,  20.0, 40.0,  80.0};
   return kBuckets;
 }
 
@@ -62,44 +66,74 @@ class ServerMetrics::RefreshingCollectable : public prometheus::Collectable {
 
 ServerMetrics::ServerMetrics(const std::string& version)
     : registry_(std::make_shared<prometheus::Registry>()),
-      requests_(BuildCounter().Name("vlmd_requests_total")
-                    .Help("RPCs finished, by method and gRPC status code").Register(*registry_)),
-      finished_(BuildCounter().Name("vlmd_request_success_total")
+      requests_(BuildCounter()
+                    .Name("vlmd_requests_total")
+                    .Help("RPCs finished, by method and gRPC status code")
+                    .Register(*registry_)),
+      finished_(BuildCounter()
+                    .Name("vlmd_request_success_total")
                     .Help("Generation requests that completed, by finish reason")
                     .Register(*registry_)),
-      duration_(BuildHistogram().Name("vlmd_request_duration_seconds")
+      duration_(BuildHistogram()
+                    .Name("vlmd_request_duration_seconds")
                     .Help("End-to-end time of completed generation requests (queue to last token)")
                     .Register(*registry_)),
-      queue_(BuildHistogram().Name("vlmd_request_queue_seconds")
-                 .Help("Time completed requests waited for a batch slot").Register(*registry_)),
-      ttft_(BuildHistogram().Name("vlmd_time_to_first_token_seconds")
-                .Help("Time from queueing to the first generated token").Register(*registry_)),
-      tpot_(BuildHistogram().Name("vlmd_time_per_output_token_seconds")
+      queue_(BuildHistogram()
+                 .Name("vlmd_request_queue_seconds")
+                 .Help("Time completed requests waited for a batch slot")
+                 .Register(*registry_)),
+      ttft_(BuildHistogram()
+                .Name("vlmd_time_to_first_token_seconds")
+                .Help("Time from queueing to the first generated token")
+                .Register(*registry_)),
+      tpot_(BuildHistogram()
+                .Name("vlmd_time_per_output_token_seconds")
                 .Help("Mean time per generated token after the first, per request")
                 .Register(*registry_)),
-      prompt_tokens_(BuildCounter().Name("vlmd_prompt_tokens_total")
+      prompt_tokens_(BuildCounter()
+                         .Name("vlmd_prompt_tokens_total")
                          .Help("Prompt tokens (image tokens included) of completed requests")
                          .Register(*registry_)),
-      image_tokens_(BuildCounter().Name("vlmd_image_tokens_total")
-                        .Help("Image tokens of completed requests").Register(*registry_)),
-      generation_tokens_(BuildCounter().Name("vlmd_generation_tokens_total")
-                             .Help("Tokens generated by completed requests").Register(*registry_)),
-      steps_(BuildCounter().Name("vlmd_engine_steps_total")
-                 .Help("Forward passes of the engine").Register(*registry_)),
-      running_(BuildGauge().Name("vlmd_requests_running")
-                   .Help("Requests in the running batch").Register(*registry_)),
-      waiting_(BuildGauge().Name("vlmd_requests_waiting")
-                   .Help("Requests queued for a batch slot").Register(*registry_)),
-      batch_size_(BuildGauge().Name("vlmd_batch_size")
-                      .Help("Sequences in the engine's last step").Register(*registry_)),
-      kv_usage_(BuildGauge().Name("vlmd_kv_cache_usage_ratio")
-                    .Help("Share of the KV-cache token budget reserved (0-1)").Register(*registry_)),
-      adapters_loaded_(BuildGauge().Name("vlmd_adapters_loaded")
-                           .Help("LoRA adapters loaded").Register(*registry_)),
-      model_load_seconds_(BuildGauge().Name("vlmd_model_load_seconds")
-                              .Help("Seconds it took to load the model").Register(*registry_)),
-      build_info_(BuildGauge().Name("vlmd_build_info")
-                      .Help("Build information (value 1)").Register(*registry_)) {
+      image_tokens_(BuildCounter()
+                        .Name("vlmd_image_tokens_total")
+                        .Help("Image tokens of completed requests")
+                        .Register(*registry_)),
+      generation_tokens_(BuildCounter()
+                             .Name("vlmd_generation_tokens_total")
+                             .Help("Tokens generated by completed requests")
+                             .Register(*registry_)),
+      steps_(BuildCounter()
+                 .Name("vlmd_engine_steps_total")
+                 .Help("Forward passes of the engine")
+                 .Register(*registry_)),
+      running_(BuildGauge()
+                   .Name("vlmd_requests_running")
+                   .Help("Requests in the running batch")
+                   .Register(*registry_)),
+      waiting_(BuildGauge()
+                   .Name("vlmd_requests_waiting")
+                   .Help("Requests queued for a batch slot")
+                   .Register(*registry_)),
+      batch_size_(BuildGauge()
+                      .Name("vlmd_batch_size")
+                      .Help("Sequences in the engine's last step")
+                      .Register(*registry_)),
+      kv_usage_(BuildGauge()
+                    .Name("vlmd_kv_cache_usage_ratio")
+                    .Help("Share of the KV-cache token budget reserved (0-1)")
+                    .Register(*registry_)),
+      adapters_loaded_(BuildGauge()
+                           .Name("vlmd_adapters_loaded")
+                           .Help("LoRA adapters loaded")
+                           .Register(*registry_)),
+      model_load_seconds_(BuildGauge()
+                              .Name("vlmd_model_load_seconds")
+                              .Help("Seconds it took to load the model")
+                              .Register(*registry_)),
+      build_info_(BuildGauge()
+                      .Name("vlmd_build_info")
+                      .Help("Build information (value 1)")
+                      .Register(*registry_)) {
   collectable_ = std::make_shared<RefreshingCollectable>(this);
   build_info_.Add({{"version", version}, {"grpc_version", grpc::Version()}}).Set(1);
 }
@@ -122,7 +156,8 @@ void ServerMetrics::OnRequestDone(const std::string& model, const std::string& /
     ttft_.Add(labels, TimeToFirstTokenBuckets()).Observe(t.ttft_ms / 1000.0);
   }
   if (u.completion_tokens > 1) {
-    double per_token = (t.total_ms - t.ttft_ms) / 1000.0 / static_cast<double>(u.completion_tokens - 1);
+    double per_token =
+        (t.total_ms - t.ttft_ms) / 1000.0 / static_cast<double>(u.completion_tokens - 1);
     tpot_.Add(labels, TimePerOutputTokenBuckets()).Observe(per_token);
   }
   prompt_tokens_.Add(labels).Increment(static_cast<double>(u.prompt_tokens));
@@ -165,9 +200,9 @@ void ServerMetrics::ApplySnapshot(const MetricsSnapshot& s) {
     const prometheus::Labels labels = {{"model", e.model}};
     running_.Add(labels).Set(static_cast<double>(e.running));
     waiting_.Add(labels).Set(static_cast<double>(e.waiting));
-    double ratio = e.kv_tokens_total > 0
-                       ? static_cast<double>(e.kv_tokens_used) / static_cast<double>(e.kv_tokens_total)
-                       : 0.0;
+    double ratio = e.kv_tokens_total > 0 ? static_cast<double>(e.kv_tokens_used) /
+                                               static_cast<double>(e.kv_tokens_total)
+                                         : 0.0;
     kv_usage_.Add(labels).Set(ratio);
     if (e.running == 0) batch_size_.Add(labels).Set(0);
   }

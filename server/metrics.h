@@ -3,14 +3,6 @@
 // api::InferenceObserver, and by polling InferenceService::Stats() on each scrape.
 #pragma once
 
-#include <functional>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
 #include <grpcpp/support/status.h>
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
@@ -19,12 +11,20 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "core/api/inference.h"
 
 namespace vlmd::server {
 
 // Bucket boundaries (seconds), as vLLM's.
-const std::vector<double>& LatencyBuckets();         // request duration and queue time
+const std::vector<double>& LatencyBuckets();  // request duration and queue time
 const std::vector<double>& TimeToFirstTokenBuckets();
 const std::vector<double>& TimePerOutputTokenBuckets();
 
@@ -47,10 +47,9 @@ class ServerMetrics final : public api::InferenceObserver {
   void RecordRpc(std::string_view method, grpc::StatusCode code);
 
   // api::InferenceObserver: token counters and latency histograms per model.
-  void OnRequestDone(const std::string& model, const std::string& adapter,
-                     absl::StatusCode code, const GenerationResult* result) override;
-  void OnStep(const std::string& model, int batch, int64_t prefill_tokens,
-              double seconds) override;
+  void OnRequestDone(const std::string& model, const std::string& adapter, absl::StatusCode code,
+                     const GenerationResult* result) override;
+  void OnStep(const std::string& model, int batch, int64_t prefill_tokens, double seconds) override;
 
   // Sets the function polled before each scrape for the gauges (nullopt = nothing yet).
   void SetSnapshotSource(std::function<std::optional<MetricsSnapshot>()> source);

@@ -3,12 +3,12 @@
 // authorization, exception guarding, status mapping and metrics in one place.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <functional>
 #include <string>
 #include <string_view>
-
-#include <grpcpp/grpcpp.h>
 
 #include "core/api/inference.h"
 #include "core/base/status.h"
@@ -21,8 +21,8 @@ namespace vlmd::server {
 
 // One RPC method: the full name the auth table uses and the short name metrics use.
 struct Method {
-  const char* full;   // "/vlmd.v1.Inference/Infer"
-  const char* name;   // "Infer"
+  const char* full;  // "/vlmd.v1.Inference/Infer"
+  const char* name;  // "Infer"
 };
 
 // Whether the inference service can take calls. Thread-safe.
@@ -66,7 +66,6 @@ grpc::Status CompleteCall(const ServiceEnv& env, const Method& method, const Sta
 // inline or on the worker pool when `blocking`. Exceptions become statuses. Returns the
 // reactor the handler must return.
 grpc::ServerUnaryReactor* RunUnary(const ServiceEnv& env, grpc::CallbackServerContext* ctx,
-                                   const Method& method, bool blocking,
-                                   std::function<Status()> fn);
+                                   const Method& method, bool blocking, std::function<Status()> fn);
 
 }  // namespace vlmd::server

@@ -30,7 +30,7 @@ const std::vector<std::string> kHealthNames = {"vlmd.v1.Inference"};
 struct StopSignal {
   std::mutex mu;
   std::condition_variable cv;
-  int signo = 0;                       // guarded by mu
+  int signo = 0;  // guarded by mu
   std::atomic<bool> serving{false};
 };
 
@@ -62,19 +62,18 @@ int WaitForSignal(StopSignal* stop) {
 }
 
 void LogSecurity(const ServeConfig& c) {
-  int admins = static_cast<int>(std::count_if(c.auth.tokens.begin(), c.auth.tokens.end(),
-                                              [](const TokenEntry& t) {
-                                                return t.role == Role::kAdmin;
-                                              }));
+  int admins =
+      static_cast<int>(std::count_if(c.auth.tokens.begin(), c.auth.tokens.end(),
+                                     [](const TokenEntry& t) { return t.role == Role::kAdmin; }));
   if (c.auth.tokens.empty()) {
     VLMD_LOG(Warning) << "authentication is OFF: no tokens configured, every caller is admin";
   } else {
-    VLMD_LOG(Info) << "bearer-token authentication on: " << c.auth.tokens.size()
-                   << " tokens (" << admins << " admin)";
+    VLMD_LOG(Info) << "bearer-token authentication on: " << c.auth.tokens.size() << " tokens ("
+                   << admins << " admin)";
   }
-  const char* tls = c.tls.cert.empty()           ? "plaintext (no TLS)"
-                    : c.tls.client_ca.empty()    ? "TLS"
-                                                 : "mutual TLS (client certificates required)";
+  const char* tls = c.tls.cert.empty()        ? "plaintext (no TLS)"
+                    : c.tls.client_ca.empty() ? "TLS"
+                                              : "mutual TLS (client certificates required)";
   VLMD_LOG(Info) << "transport: " << tls;
 }
 
@@ -82,8 +81,8 @@ Status PreloadAdapters(api::InferenceService& service, const ServeConfig& c) {
   for (const AdapterEntry& a : c.adapters) {
     StatusOr<api::AdapterInfo> info = service.LoadAdapter(a.name, a.path, a.model);
     if (!info.ok()) {
-      return absl::Status(info.status().code(), absl::StrCat("adapters.", a.name, ": ",
-                                                             info.status().message()));
+      return absl::Status(info.status().code(),
+                          absl::StrCat("adapters.", a.name, ": ", info.status().message()));
     }
     VLMD_LOG(Info) << "adapter " << a.name << " loaded for model " << info->model;
   }
@@ -160,8 +159,8 @@ Status Server::Start() {
 }
 
 void Server::Drain(int signo) {
-  auto grace = std::chrono::milliseconds(
-      static_cast<int64_t>(config_.shutdown_grace_seconds * 1000.0));
+  auto grace =
+      std::chrono::milliseconds(static_cast<int64_t>(config_.shutdown_grace_seconds * 1000.0));
   VLMD_LOG(Info) << "signal " << signo << ": draining (grace " << grace.count() << " ms)";
   if (grpc_.server) SetHealth(*grpc_.server, kHealthNames, false);
   state_.StartDraining();

@@ -2,12 +2,12 @@
 // exceptions from reaching gRPC.
 #pragma once
 
+#include <grpcpp/support/status.h>
+
 #include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
-
-#include <grpcpp/support/status.h>
 
 #include "core/base/status.h"
 

@@ -10,9 +10,9 @@ namespace {
 Status SetPath(YAML::Node node, const std::vector<std::string>& keys, size_t i,
                const YAML::Node& value, const std::string& assignment) {
   if (!node.IsMap() && !node.IsNull() && node.IsDefined()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "override '", assignment, "': '", absl::StrJoin(keys.begin(), keys.begin() + i, "."),
-        "' is not a mapping"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("override '", assignment, "': '",
+                     absl::StrJoin(keys.begin(), keys.begin() + i, "."), "' is not a mapping"));
   }
   if (i + 1 == keys.size()) {
     node[keys[i]] = value;
@@ -39,8 +39,8 @@ Status ApplyOverride(YAML::Node root, const std::string& assignment) {
   std::vector<std::string> keys = absl::StrSplit(assignment.substr(0, eq), '.');
   for (const std::string& k : keys) {
     if (k.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("override '", assignment,
-                                                     "' has an empty key"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("override '", assignment, "' has an empty key"));
     }
   }
   YAML::Node value;
@@ -66,8 +66,7 @@ std::string YamlMap::KeyPath(const std::string& key) const {
   return path_.empty() ? key : absl::StrCat(path_, ".", key);
 }
 
-Status YamlMap::Error(const YAML::Node& at, const std::string& key,
-                      const std::string& what) const {
+Status YamlMap::Error(const YAML::Node& at, const std::string& key, const std::string& what) const {
   const YAML::Node& where = at.IsDefined() && !at.Mark().is_null() ? at : node_;
   return absl::InvalidArgumentError(
       absl::StrCat(YamlWhere(source_, where), ": '", KeyPath(key), "' ", what));

@@ -3,11 +3,11 @@
 // dotted key. Not thread-safe (one reader per parse).
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <set>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "core/base/status.h"
 

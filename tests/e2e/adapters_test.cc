@@ -75,8 +75,8 @@ class AdaptersE2E : public ::testing::Test {
   static std::vector<int32_t> Offline(const std::string& adapter_dir) {
     std::string error;
     std::vector<int32_t> ids = OfflineGenerate(
-        BaseModel(), std::string("{\"messages\": [{\"role\": \"user\", \"content\": \"") + kPrompt +
-                         "\"}]}",
+        BaseModel(),
+        std::string("{\"messages\": [{\"role\": \"user\", \"content\": \"") + kPrompt + "\"}]}",
         kTokens, dir_->path(), &error, adapter_dir);
     EXPECT_FALSE(ids.empty()) << error;
     return ids;

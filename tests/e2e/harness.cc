@@ -1,6 +1,7 @@
 #include "tests/e2e/harness.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,8 +15,6 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "nlohmann/json.hpp"
 
@@ -49,8 +48,7 @@ std::vector<char*> CStrings(std::vector<std::string>& items) {
 // fork + execvpe with stdin/stdout/stderr redirected to files (only async-signal-safe calls
 // between fork and exec).
 pid_t Spawn(std::vector<std::string> argv, const std::vector<std::string>& env,
-            const std::string& in_path, const std::string& out_path,
-            const std::string& err_path) {
+            const std::string& in_path, const std::string& out_path, const std::string& err_path) {
   std::vector<std::string> envs = MergedEnv(env);
   std::vector<char*> cargv = CStrings(argv), cenv = CStrings(envs);
   pid_t pid = fork();
@@ -127,9 +125,8 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-ProcessResult RunProcess(const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env, double timeout_s,
-                         const std::string& stdin_data) {
+ProcessResult RunProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                         double timeout_s, const std::string& stdin_data) {
   TempDir io;
   std::string in = io.Join("stdin"), out = io.Join("stdout"), err = io.Join("stderr");
   WriteFile(in, stdin_data);
@@ -158,15 +155,14 @@ const std::string& TinyModelDir() {
   return model;
 }
 
-std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& yaml,
-                                                    const std::string& dir,
+std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& yaml, const std::string& dir,
                                                     const ServerOptions& options,
                                                     std::string* error) {
   std::string config = dir + "/" + UniqueName("vlmd-") + ".yaml";
   std::string ready = config + ".ready.json";
   WriteFile(config, yaml);
-  std::vector<std::string> argv = {VlmdBinary(), "serve", "--config", config, "--listen",
-                                   "127.0.0.1:0", "--ready-file", ready};
+  std::vector<std::string> argv = {VlmdBinary(), "serve",       "--config",     config,
+                                   "--listen",   "127.0.0.1:0", "--ready-file", ready};
   if (options.metrics_listen.empty()) {
     argv.push_back("--no-metrics");
   } else {
@@ -296,15 +292,15 @@ bool MakeCertificates(const std::string& dir, Certificates* c, std::string* erro
     return argv;
   };
   std::vector<std::vector<std::string>> steps = {
-      req({"openssl", "req", "-x509"}, {"-keyout", dir + "/ca.key", "-out", c->ca, "-days", "2",
-                                        "-subj", "/CN=vlmd-test-ca"}),
-      req({"openssl", "req"}, {"-keyout", c->server_key, "-out", dir + "/server.csr", "-subj",
-                               "/CN=localhost"}),
+      req({"openssl", "req", "-x509"},
+          {"-keyout", dir + "/ca.key", "-out", c->ca, "-days", "2", "-subj", "/CN=vlmd-test-ca"}),
+      req({"openssl", "req"},
+          {"-keyout", c->server_key, "-out", dir + "/server.csr", "-subj", "/CN=localhost"}),
       {"openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", c->ca, "-CAkey",
        dir + "/ca.key", "-CAcreateserial", "-out", c->server_cert, "-days", "2", "-extfile",
        dir + "/server.ext"},
-      req({"openssl", "req"}, {"-keyout", c->client_key, "-out", dir + "/client.csr", "-subj",
-                               "/CN=vlmd-test-client"}),
+      req({"openssl", "req"},
+          {"-keyout", c->client_key, "-out", dir + "/client.csr", "-subj", "/CN=vlmd-test-client"}),
       {"openssl", "x509", "-req", "-in", dir + "/client.csr", "-CA", c->ca, "-CAkey",
        dir + "/ca.key", "-CAcreateserial", "-out", c->client_cert, "-days", "2", "-extfile",
        dir + "/client.ext"}};
@@ -318,15 +314,15 @@ bool MakeCertificates(const std::string& dir, Certificates* c, std::string* erro
   return true;
 }
 
-std::vector<int32_t> OfflineGenerate(const std::string& model_dir,
-                                     const std::string& request_json, int max_new_tokens,
-                                     const std::string& work_dir, std::string* error,
-                                     const std::string& adapter_dir) {
+std::vector<int32_t> OfflineGenerate(const std::string& model_dir, const std::string& request_json,
+                                     int max_new_tokens, const std::string& work_dir,
+                                     std::string* error, const std::string& adapter_dir) {
   std::string path = work_dir + "/" + UniqueName("req-") + ".json";
   WriteFile(path, request_json);
-  std::vector<std::string> argv = {VlmdBinary(), "generate", "--model", model_dir, "--request",
-                                   path, "--max-new-tokens", std::to_string(max_new_tokens),
-                                   "--temperature", "0"};
+  std::vector<std::string> argv = {
+      VlmdBinary(),    "generate", "--model",          model_dir,
+      "--request",     path,       "--max-new-tokens", std::to_string(max_new_tokens),
+      "--temperature", "0"};
   if (!adapter_dir.empty()) argv.insert(argv.end(), {"--adapter", adapter_dir});
   ProcessResult r = RunProcess(argv, {}, 300);
   auto j = nlohmann::json::parse(r.out, nullptr, false);

@@ -4,14 +4,13 @@
 // server binary over gRPC.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "vlmd/v1/inference.grpc.pb.h"
 

@@ -18,8 +18,8 @@ class InferE2E : public ::testing::Test {
     dir_ = new TempDir();
     image_ = dir_->Join("tiny.png");
     WriteFile(image_, ReadFile(SourceDir() + "/tests/fixtures/images/tiny_20x15.png"));
-    std::string yaml = "models:\n  tiny:\n    path: " + TinyModelDir() +
-                       "\nallowed_roots: [" + dir_->path() + "]\nlimits:\n  max_running: 8\n";
+    std::string yaml = "models:\n  tiny:\n    path: " + TinyModelDir() + "\nallowed_roots: [" +
+                       dir_->path() + "]\nlimits:\n  max_running: 8\n";
     server_ = ServerProcess::Start(yaml, dir_->path(), {}, &error_).release();
   }
   static void TearDownTestSuite() {
@@ -33,8 +33,10 @@ class InferE2E : public ::testing::Test {
   static std::string OfflineRequest(const std::string& text, bool with_image) {
     std::string content = "[{\"type\": \"text\", \"text\": \"" + text + "\"}]";
     if (with_image) {
-      content = "[{\"type\": \"image\", \"image\": \"" + image_ + "\"}, {\"type\": \"text\", "
-                "\"text\": \"" + text + "\"}]";
+      content = "[{\"type\": \"image\", \"image\": \"" + image_ +
+                "\"}, {\"type\": \"text\", "
+                "\"text\": \"" +
+                text + "\"}]";
     }
     return "{\"messages\": [{\"role\": \"user\", \"content\": " + content + "}]}";
   }

@@ -16,7 +16,7 @@ using Clock = std::chrono::steady_clock;
 
 // Long enough that a request running to its end would take far longer than the checks below
 // allow a follower to wait.
-constexpr int kLongTokens = 4000;
+constexpr int kLongTokens = 16000;
 constexpr double kPromptStartMs = 3000;  // generous bound on a freed slot's queue time
 
 class LimitsE2E : public ::testing::Test {
@@ -34,7 +34,7 @@ class LimitsE2E : public ::testing::Test {
     std::string yaml = "models:\n  tiny: " + TinyModelDir() + "\nallowed_roots: [" + root_ +
                        "]\nlimits:\n  max_running: 1\n  queue_size: 8\n"
                        "  max_prompt_tokens: 200\n  max_image_pixels: 100000\n"
-                       "  max_request_bytes: 1048576\n  max_new_tokens: 4096\n";
+                       "  max_request_bytes: 1048576\n  max_new_tokens: 16384\n";
     server_ = ServerProcess::Start(yaml, dir_->path(), {}, &error_).release();
   }
   static void TearDownTestSuite() {
@@ -143,7 +143,8 @@ TEST_F(LimitsE2E, BadInputGetsItsCodeAndTheServerKeepsServing) {
                    grpc::StatusCode::INVALID_ARGUMENT, "over the limit of 200"});
   v1::InferRequest cold = TextRequest("hi", 4);
   cold.mutable_params()->set_temperature(-0.5);
-  cases.push_back({"negative temperature", cold, grpc::StatusCode::INVALID_ARGUMENT, "temperature"});
+  cases.push_back(
+      {"negative temperature", cold, grpc::StatusCode::INVALID_ARGUMENT, "temperature"});
   v1::InferRequest wide = TextRequest("hi", 4);
   wide.mutable_params()->set_top_p(1.5);
   cases.push_back({"top_p over 1", wide, grpc::StatusCode::INVALID_ARGUMENT, "top_p"});
@@ -153,8 +154,9 @@ TEST_F(LimitsE2E, BadInputGetsItsCodeAndTheServerKeepsServing) {
   v1::InferRequest adapter = TextRequest("hi", 4);
   adapter.set_adapter("no-such-adapter");
   cases.push_back({"unknown adapter", adapter, grpc::StatusCode::NOT_FOUND, "no-such-adapter"});
-  cases.push_back({"path outside the roots",
-                   ImageRequest([](v1::Image* i) { i->set_path(dir_->Join("outside/secret.png")); }),
+  cases.push_back({"path outside the roots", ImageRequest([](v1::Image* i) {
+                     i->set_path(dir_->Join("outside/secret.png"));
+                   }),
                    grpc::StatusCode::PERMISSION_DENIED, "secret.png"});
   cases.push_back({"symlink escaping the roots",
                    ImageRequest([](v1::Image* i) { i->set_path(root_ + "/escape.png"); }),
@@ -162,8 +164,8 @@ TEST_F(LimitsE2E, BadInputGetsItsCodeAndTheServerKeepsServing) {
   cases.push_back({"missing file under the roots",
                    ImageRequest([](v1::Image* i) { i->set_path(root_ + "/nothing.png"); }),
                    grpc::StatusCode::NOT_FOUND, "nothing.png"});
-  cases.push_back({"no messages", v1::InferRequest(), grpc::StatusCode::INVALID_ARGUMENT,
-                   "no messages"});
+  cases.push_back(
+      {"no messages", v1::InferRequest(), grpc::StatusCode::INVALID_ARGUMENT, "no messages"});
   cases.push_back({"over max request bytes",
                    ImageRequest([](v1::Image* i) { i->set_data(std::string(2 << 20, 'x')); }),
                    grpc::StatusCode::RESOURCE_EXHAUSTED, "larger than max"});
@@ -177,8 +179,8 @@ TEST_F(LimitsE2E, BadInputGetsItsCodeAndTheServerKeepsServing) {
     EXPECT_EQ(stream.status.error_code(), c.code) << c.name << " (stream)";
   }
   v1::InferResponse ok;
-  grpc::Status s = Infer(*stub_, ImageRequest([](v1::Image* i) { i->set_path(root_ + "/tiny.png"); }),
-                         &ok);
+  grpc::Status s =
+      Infer(*stub_, ImageRequest([](v1::Image* i) { i->set_path(root_ + "/tiny.png"); }), &ok);
   EXPECT_TRUE(s.ok()) << s.error_message();
 }
 

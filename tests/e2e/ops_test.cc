@@ -1,12 +1,11 @@
 // End to end: what operators rely on — health, reflection, /metrics (and a taken metrics
 // port), graceful shutdown on SIGTERM — against real `vlmd serve` processes.
+#include <google/protobuf/descriptor.pb.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <regex>
 #include <thread>
-
-#include <google/protobuf/descriptor.pb.h>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -130,7 +129,8 @@ TEST_F(OpsE2E, MetricsFamiliesMoveWithTraffic) {
     EXPECT_EQ(Sample(m, std::string(g) + "{model=\"tiny\"}"), 0) << g << "\n" << m;
   }
   EXPECT_GE(Sample(m, "vlmd_model_load_seconds{model=\"tiny\"}"), 0);
-  EXPECT_TRUE(std::regex_search(m, std::regex("\nvlmd_build_info\\{[^}]*version=\"[^\"]+\"[^}]*\\} 1")))
+  EXPECT_TRUE(
+      std::regex_search(m, std::regex("\nvlmd_build_info\\{[^}]*version=\"[^\"]+\"[^}]*\\} 1")))
       << m;
 }
 
@@ -148,9 +148,9 @@ TEST(OpsAlone, TakenMetricsPortIsLoggedAndServingContinues) {
   v1::InferResponse out;
   grpc::Status s = Infer(*server->Stub(), TextRequest("Still here?", 3), &out);
   EXPECT_TRUE(s.ok()) << s.error_message();
-  EXPECT_NE(server->Log().find("metrics endpoint could not start on 127.0.0.1:" +
-                               std::to_string(port)),
-            std::string::npos)
+  EXPECT_NE(
+      server->Log().find("metrics endpoint could not start on 127.0.0.1:" + std::to_string(port)),
+      std::string::npos)
       << server->Log();
   close(fd);
 }
@@ -158,8 +158,8 @@ TEST(OpsAlone, TakenMetricsPortIsLoggedAndServingContinues) {
 TEST(OpsAlone, SigtermDrainsInFlightRequests) {
   TempDir dir;
   std::string error;
-  auto server = ServerProcess::Start(ModelYaml() + "shutdown_grace_seconds: 60\n", dir.path(), {},
-                                     &error);
+  auto server =
+      ServerProcess::Start(ModelYaml() + "shutdown_grace_seconds: 60\n", dir.path(), {}, &error);
   ASSERT_NE(server, nullptr) << error;
   auto stub = server->Stub();
   v1::InferRequest request = TextRequest("Keep talking.", 60);

@@ -28,8 +28,8 @@ grpc::Status Unload(v1::Inference::Stub& stub, const std::string& token) {
 
 TEST(SecurityE2E, BearerTokensAndRoles) {
   TempDir dir;
-  WriteFile(dir.Join("tokens.yaml"),
-            std::string("tokens:\n  - {name: from-file, token: ") + kFileToken + ", role: admin}\n");
+  WriteFile(dir.Join("tokens.yaml"), std::string("tokens:\n  - {name: from-file, token: ") +
+                                         kFileToken + ", role: admin}\n");
   std::string yaml = ModelYaml() + "auth:\n  tokens_file: " + dir.Join("tokens.yaml") +
                      "\n  tokens:\n    - {name: app, token: " + kInferToken +
                      ", role: infer}\n    - {name: ops, token: " + kAdminToken + ", role: admin}\n";
@@ -109,10 +109,10 @@ class TlsE2E : public ::testing::Test {
     return server;
   }
   ProcessResult Vlmctl(const ServerProcess& server, bool client_cert) {
-    std::vector<std::string> argv = {VlmctlBinary(), "--addr", server.address(), "--ca",
-                                     certs_.ca, "--timeout", "20"};
-    if (client_cert) argv.insert(argv.end(), {"--cert", certs_.client_cert, "--key",
-                                              certs_.client_key});
+    std::vector<std::string> argv = {VlmctlBinary(), "--addr", server.address(), "--ca", certs_.ca,
+                                     "--timeout",    "20"};
+    if (client_cert)
+      argv.insert(argv.end(), {"--cert", certs_.client_cert, "--key", certs_.client_key});
     argv.push_back("health");
     return RunProcess(argv);
   }

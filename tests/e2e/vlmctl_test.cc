@@ -38,7 +38,8 @@ class VlmctlE2E : public ::testing::Test {
                               std::vector<std::string> env = {}) {
     std::vector<std::string> argv = {VlmctlBinary()};
     argv.insert(argv.end(), args.begin(), args.end());
-    env.insert(env.begin(), {"VLMD_ADDR=" + server_->address(), std::string("VLMD_TOKEN=") + kToken});
+    env.insert(env.begin(),
+               {"VLMD_ADDR=" + server_->address(), std::string("VLMD_TOKEN=") + kToken});
     return RunProcess(argv, env);
   }
   static v1::InferResponse Reference(const std::string& prompt, int tokens) {
@@ -62,8 +63,8 @@ TEST_F(VlmctlE2E, InferPrintsTheText) {
       Vlmctl({"infer", "--max-new-tokens", "8", "--temperature", "0", "Tell me a story."});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, ref.text() + "\n");
-  r = Vlmctl({"infer", "--stream", "--max-new-tokens", "8", "--temperature", "0",
-              "Tell me a story."});
+  r = Vlmctl(
+      {"infer", "--stream", "--max-new-tokens", "8", "--temperature", "0", "Tell me a story."});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, ref.text() + "\n");
 }
@@ -81,8 +82,8 @@ TEST_F(VlmctlE2E, JsonOutputs) {
   EXPECT_EQ(j.value("model", ""), "tiny");
   EXPECT_TRUE(j.contains("usage") && j.contains("timings") && j.contains("finish_reason"));
 
-  r = Vlmctl({"infer", "--stream", "--json", "--max-new-tokens", "6", "--temperature", "0",
-              "Numbers:"});
+  r = Vlmctl(
+      {"infer", "--stream", "--json", "--max-new-tokens", "6", "--temperature", "0", "Numbers:"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line, text;
@@ -103,8 +104,8 @@ TEST_F(VlmctlE2E, JsonOutputs) {
 }
 
 TEST_F(VlmctlE2E, ImagesModelsAndHealth) {
-  ProcessResult r = Vlmctl({"infer", "-v", "--image", image_, "--max-new-tokens", "3",
-                            "--system", "You read images.", "What is this?"});
+  ProcessResult r = Vlmctl({"infer", "-v", "--image", image_, "--max-new-tokens", "3", "--system",
+                            "You read images.", "What is this?"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("image "), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("(image 0)"), std::string::npos) << "the image reached the model: " << r.err;

@@ -138,10 +138,10 @@ TEST(ServeConfig, BadYamlNamesTheLine) {
 }
 
 TEST(ServeConfig, OverridesApplyBeforeReading) {
-  StatusOr<ServeConfig> c = ParseServeConfig(
-      kFull, "vlmd.yaml",
-      {"limits.max_running=1", "listen=127.0.0.1:0", "allowed_roots=[/a, /b, /c]",
-       "models.extra.path=/models/extra", "metrics.listen="});
+  StatusOr<ServeConfig> c =
+      ParseServeConfig(kFull, "vlmd.yaml",
+                       {"limits.max_running=1", "listen=127.0.0.1:0", "allowed_roots=[/a, /b, /c]",
+                        "models.extra.path=/models/extra", "metrics.listen="});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->limits.max_running, 1);
   EXPECT_EQ(c->listen, "127.0.0.1:0");
@@ -170,9 +170,10 @@ TEST(ServeConfig, ValidationRules) {
   invalid("adapters: {a: {path: /a, model: nope}}\n", "'nope', which is not a served model");
   invalid("adapters: {a: {model: m}}\n", "adapters.a.path is not set");
   invalid("auth: {tokens: [{name: t, token: short}]}\n", "shorter than 16");
-  invalid("auth: {tokens: [{name: t, token: aaaaaaaaaaaaaaaaaa}, {name: t, token: "
-          "bbbbbbbbbbbbbbbbbbbb}]}\n",
-          "two tokens are named 't'");
+  invalid(
+      "auth: {tokens: [{name: t, token: aaaaaaaaaaaaaaaaaa}, {name: t, token: "
+      "bbbbbbbbbbbbbbbbbbbb}]}\n",
+      "two tokens are named 't'");
   invalid("log_level: loud\n", "log_level must be");
   invalid("shutdown_grace_seconds: -1\n", "shutdown_grace_seconds");
 }

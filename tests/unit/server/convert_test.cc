@@ -66,8 +66,8 @@ TEST(Convert, UnsetParametersStayUnset) {
   StatusOr<api::InferRequest> out = FromProto(r);
   ASSERT_TRUE(out.ok());
   const SamplingRequest& s = out->sampling;
-  EXPECT_FALSE(s.max_new_tokens || s.temperature || s.top_p || s.top_k ||
-               s.repetition_penalty || s.seed);
+  EXPECT_FALSE(s.max_new_tokens || s.temperature || s.top_p || s.top_k || s.repetition_penalty ||
+               s.seed);
   EXPECT_FALSE(s.logprobs);
   v1::GenerationParams* p = r.mutable_params();
   p->set_temperature(0);  // set to zero differs from unset

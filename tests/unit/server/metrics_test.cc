@@ -112,8 +112,7 @@ TEST(MetricsListener, TakenPortIsLoggedNotFatal) {
   int fd = vlmd::testing::OccupyPort(&port);
   ASSERT_GE(fd, 0);
   ServerMetrics m("x");
-  MetricsListener l =
-      StartMetricsListener("127.0.0.1:" + std::to_string(port), m.collectable());
+  MetricsListener l = StartMetricsListener("127.0.0.1:" + std::to_string(port), m.collectable());
   EXPECT_EQ(l.exposer, nullptr);
   EXPECT_TRUE(l.address.empty());
   close(fd);
