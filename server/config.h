@@ -1,5 +1,6 @@
 // `vlmd serve` configuration: a YAML file (deploy/vlmd.yaml documents every key) with
-// command-line overrides. Unknown keys are errors that name the key.
+// command-line overrides. Unknown keys are errors that name the key. The functions are pure
+// (LoadServeConfig only reads files) and thread-safe.
 #pragma once
 
 #include <cstdint>

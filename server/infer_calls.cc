@@ -47,6 +47,14 @@ class ForwardingSink final : public api::InferSink {
   std::shared_ptr<Call> call_;
 };
 
+void LogDone(const RequestNames& names, const GenerationResult& r) {
+  VLMD_LOG(Debug) << names.id << " model=" << names.model << " adapter=" << names.adapter
+                  << " prompt=" << r.usage.prompt_tokens
+                  << " completion=" << r.usage.completion_tokens
+                  << " queue_ms=" << r.timings.queue_ms << " ttft_ms=" << r.timings.ttft_ms
+                  << " total_ms=" << r.timings.total_ms;
+}
+
 }  // namespace
 
 Status EngineCall::Admit() {
@@ -133,6 +141,7 @@ void UnaryInferCall::OnResult(const StatusOr<GenerationResult>& result) {
     FinishOnce(result.status());
     return;
   }
+  LogDone(call_.names(), *result);
   ToProto(call_.names(), *result, response_);
   FinishOnce(absl::OkStatus());
 }
@@ -188,6 +197,7 @@ void StreamInferCall::OnResult(const StatusOr<GenerationResult>& result) {
     EndWith(result.status());
     return;
   }
+  LogDone(call_.names(), *result);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!broken_) {

@@ -1,5 +1,6 @@
 // The two listeners of `vlmd serve`: the gRPC server (TLS or mTLS, message size limit,
-// health service, reflection) and the Prometheus HTTP endpoint.
+// health service, reflection) and the Prometheus HTTP endpoint. Call from one thread at
+// startup; the returned servers are themselves thread-safe.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

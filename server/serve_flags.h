@@ -1,4 +1,5 @@
 // The flags of `vlmd serve` that override its configuration file, and how they combine.
+// Pure functions; thread-safe.
 #pragma once
 
 #include <string>

@@ -138,6 +138,31 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::vector
   return r;
 }
 
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env) {
+  pid_ = Spawn(argv, env, "/dev/null", io_.Join("stdout"), io_.Join("stderr"));
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0) {
+    Kill(SIGKILL);
+    Wait(10);
+  }
+}
+
+void BackgroundProcess::Kill(int signo) {
+  if (pid_ > 0) kill(pid_, signo);
+}
+
+int BackgroundProcess::Wait(double timeout_s) {
+  if (pid_ <= 0) return -1;
+  int code = WaitFor(pid_, timeout_s);
+  pid_ = -1;
+  return code;
+}
+
+std::string BackgroundProcess::Output() const { return ReadFile(io_.Join("stdout")); }
+
 const std::string& TinyModelDir() {
   static TempDir* dir = new TempDir();  // lives for the whole test binary
   static std::string model;

@@ -52,6 +52,23 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::vector<std::string>& env = {}, double timeout_s = 120,
                          const std::string& stdin_data = "");
 
+// A process running in the background (a client to kill mid-call). Killed with SIGKILL on
+// destruction if still running.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+  ~BackgroundProcess();
+  void Kill(int signo);
+  // Waits for the exit; returns the exit code (128+signal when killed).
+  int Wait(double timeout_s = 60);
+  // What it wrote to stdout so far.
+  std::string Output() const;
+
+ private:
+  TempDir io_;
+  pid_t pid_ = -1;
+};
+
 // The tiny model (`vlmd init-model --preset tiny --seed 7`), made once per test binary.
 const std::string& TinyModelDir();
 

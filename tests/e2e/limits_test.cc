@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <thread>
 
+#include "tests/common/http_client.h"
 #include "tests/e2e/harness.h"
 
 namespace vlmd::e2e {
@@ -99,6 +101,25 @@ TEST_F(LimitsE2E, CancelledStreamFreesItsSlot) {
   while (reader->Read(&rest)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ExpectFollowerRunsAtOnce();
+}
+
+TEST_F(LimitsE2E, KilledClientFreesItsSlot) {
+  // A real client process that dies mid-stream: the server sees the connection drop.
+  BackgroundProcess client(
+      {VlmctlBinary(), "--addr", server_->address(), "--timeout", "300", "infer", "--stream",
+       "--ignore-eos", "--max-new-tokens", std::to_string(kLongTokens), "Talk forever."},
+      {});
+  double running = 0;
+  for (int i = 0; i < 300 && running < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::string m = testing::HttpGet(server_->metrics_port(), "/metrics").body;
+    size_t at = m.find("\nvlmd_requests_running{model=\"tiny\"} ");
+    if (at != std::string::npos) running = std::stod(m.substr(m.find("} ", at) + 2));
+  }
+  ASSERT_EQ(running, 1) << "the client's request never started";
+  client.Kill(SIGKILL);
+  EXPECT_EQ(client.Wait(), 128 + SIGKILL);
   ExpectFollowerRunsAtOnce();
 }
 
