@@ -164,11 +164,11 @@ int BackgroundProcess::Wait(double timeout_s) {
 std::string BackgroundProcess::Output() const { return ReadFile(io_.Join("stdout")); }
 
 const std::string& TinyModelDir() {
-  static TempDir* dir = new TempDir();  // lives for the whole test binary
+  static TempDir dir;  // removed when the test binary exits
   static std::string model;
   static std::once_flag once;
   std::call_once(once, [] {
-    std::string out = dir->Join("tiny");
+    std::string out = dir.Join("tiny");
     ProcessResult r = RunProcess(
         {VlmdBinary(), "init-model", "--preset", "tiny", "--seed", "7", "--out", out}, {}, 300);
     if (r.exit_code == 0) {
