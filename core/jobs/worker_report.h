@@ -1,0 +1,43 @@
+// What the job manager takes from one line of a worker's stdout, and how it changes the job's
+// status. The line format is the training progress protocol of core/train (ProgressSink /
+// ParseProgressLine); progress_bridge.cc is the one place that maps it to WorkerReport.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/api/jobs.h"
+#include "core/jobs/job_store.h"
+
+namespace vlmd::jobs {
+
+// One parsed progress line.
+struct WorkerReport {
+  enum class Kind { kTrain, kEval, kCheckpoint, kState, kLog };
+  Kind kind = Kind::kLog;
+  int64_t step = 0, max_steps = 0;
+  double epoch = 0;
+  std::map<std::string, double> metrics;  // train: loss, acc, ...; eval: eval_loss, ...
+  double samples_per_second = 0, elapsed_s = 0, remaining_s = 0;
+  std::string path;     // checkpoint directory
+  bool best = false;    // checkpoint is the best so far
+  std::string state;    // kState: the worker's state name (RUNNING, FAILED, ...)
+  std::string message;  // kState / kLog text
+};
+
+// Parses one stdout line of a worker. Lines that are not protocol lines come back as kLog
+// with the raw text, so nothing a worker prints is lost. Thread-safe.
+WorkerReport ParseWorkerLine(const std::string& line);
+
+// Applies `report` to `status` and returns the event to record. Checkpoints whose directory
+// is gone (rotated away by the worker) are dropped. Pure apart from that directory check.
+NewEvent ApplyWorkerReport(const WorkerReport& report, api::JobStatus* status);
+
+// The newest checkpoint-N/ under `job_dir` that holds trainer_state.json (written last, so
+// its presence marks a complete checkpoint); "" when none.
+std::string LastCompleteCheckpoint(const std::string& job_dir);
+// The best checkpoint recorded in `checkpoint_dir`/trainer_state.json ("" when unknown).
+std::string BestCheckpointFromState(const std::string& checkpoint_dir);
+
+}  // namespace vlmd::jobs
