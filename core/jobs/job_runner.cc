@@ -109,8 +109,10 @@ void JobManager::LaunchLocked(Job& job, const std::vector<int>& gpus) {
   s.spec.output_dir = s.job_dir;
   std::string where = gpus.empty() ? "the CPU" : absl::StrCat("GPUs ", GpuList(gpus));
   Status written = WriteFileAtomic(JoinPath(s.job_dir, "job.json"), s.spec.ToJson());
-  StatusOr<WorkerProcess> worker = written;
-  if (written.ok()) {
+  StatusOr<WorkerProcess> worker = absl::UnknownError("not started");
+  if (!written.ok()) {
+    worker = written;
+  } else {
     AppendToLog(LogPath(s), absl::StrCat("==== ", UtcNow(), " vlmd: attempt ", s.attempts + 1,
                                          " on ", where, " ===="));
     worker = LaunchWorker({config_.worker_binary, s.job_dir, gpus, LogPath(s), {}});

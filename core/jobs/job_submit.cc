@@ -92,12 +92,12 @@ StatusOr<JobStatus> JobManager::StartSftJob(JobSpec spec) {
                    store_->Insert(&record, {api::JobEvent::Type::kState,
                                             "VALIDATING: checking data sets and images"}));
   (void)seq;
-  JobStatus& s = record.status;
+  Job& job = jobs_[record.status.id];
+  job.record = std::move(record);
+  JobStatus& s = job.record.status;
   if (s.name.empty()) s.name = s.spec.name = s.id;
   s.job_dir = JoinPath(JoinPath(config_.state_dir, "jobs"), s.id);
   s.spec.output_dir = s.job_dir;
-  Job& job = jobs_[s.id];
-  job.record = std::move(record);
   Status made = MakeDirs(s.job_dir, 0750);
   if (made.ok() && chmod(s.job_dir.c_str(), 0750) != 0) made = absl::InternalError("chmod");
   if (made.ok()) made = WriteFileAtomic(JoinPath(s.job_dir, "job.json"), s.spec.ToJson());
