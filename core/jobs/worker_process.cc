@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/syscall.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,48 +27,43 @@ const std::pair<const char*, const char*> kFixedEnv[] = {
     {"NVSHMEM_DISABLE_NVLS", "1"},
 };
 
-// Closes descriptors [from, to] (async-signal-safe).
-void CloseRange(unsigned from, unsigned to) {
-  if (from > to) return;
-#ifdef SYS_close_range
-  if (syscall(SYS_close_range, from, to, 0U) == 0) return;
-#endif
-  long max = sysconf(_SC_OPEN_MAX);
-  if (max < 0 || max > 65536) max = 65536;
-  for (long fd = from; fd < max && fd <= static_cast<long>(to); ++fd) close(static_cast<int>(fd));
-}
-
-// The child side: never returns. Reports an exec failure's errno on `err_fd`. Only
-// async-signal-safe calls: the parent may have other threads.
-[[noreturn]] void RunChild(int out_fd, int log_fd, int err_fd, char* const argv[],
-                           char* const envp[]) {
-  setpgid(0, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  signal(SIGPIPE, SIG_DFL);
-  // Move the descriptors out of the way first, in case any of them is 0, 1 or 2.
-  int out = fcntl(out_fd, F_DUPFD, 10);
-  int log = fcntl(log_fd, F_DUPFD, 10);
-  int err = fcntl(err_fd, F_DUPFD_CLOEXEC, 10);
-  int null_fd = open("/dev/null", O_RDONLY);
-  if (out < 0 || log < 0 || err < 0 || null_fd < 0) _exit(127);
-  dup2(null_fd, 0);
-  dup2(out, 1);
-  dup2(log, 2);
-  CloseRange(3, static_cast<unsigned>(err) - 1);
-  CloseRange(static_cast<unsigned>(err) + 1, ~0U);
-  execve(argv[0], argv, envp);
-  int e = errno;
-  ssize_t ignored = write(err, &e, sizeof(e));
-  (void)ignored;
-  _exit(127);
-}
-
 std::string ReadProcFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
+
+// File actions and attributes of a worker's spawn: stdin /dev/null, stdout the pipe, stderr
+// the log, every other descriptor closed, a new process group, default signal handling.
+class SpawnSetup {
+ public:
+  SpawnSetup(int out_fd, int log_fd) {
+    posix_spawn_file_actions_init(&actions_);
+    posix_spawnattr_init(&attr_);
+    posix_spawn_file_actions_addopen(&actions_, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions_, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions_, log_fd, 2);
+    posix_spawn_file_actions_addclosefrom_np(&actions_, 3);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&defaults, sig);
+    posix_spawnattr_setsigmask(&attr_, &none);
+    posix_spawnattr_setsigdefault(&attr_, &defaults);
+    posix_spawnattr_setpgroup(&attr_, 0);
+    posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                         POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
+  }
+  ~SpawnSetup() {
+    posix_spawn_file_actions_destroy(&actions_);
+    posix_spawnattr_destroy(&attr_);
+  }
+  const posix_spawn_file_actions_t* actions() const { return &actions_; }
+  const posix_spawnattr_t* attr() const { return &attr_; }
+
+ private:
+  posix_spawn_file_actions_t actions_;
+  posix_spawnattr_t attr_;
+};
 
 }  // namespace
 
@@ -91,14 +86,17 @@ std::vector<std::string> WorkerEnvironment(const LaunchOptions& options) {
   return env;
 }
 
+// posix_spawn (vfork-style in glibc) rather than fork: the server may hold tens of GB of
+// model weights, and copying its page tables for every worker start is slow and can fail
+// under strict overcommit. glibc reports an exec failure as posix_spawn's return value.
 StatusOr<WorkerProcess> LaunchWorker(const LaunchOptions& options) {
   int log_fd = open(options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (log_fd < 0) {
     return absl::InternalError(absl::StrCat("cannot open ", options.log_path, ": ",
                                             strerror(errno)));
   }
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) {
     close(log_fd);
     return absl::ResourceExhaustedError(absl::StrCat("pipe: ", strerror(errno)));
   }
@@ -109,29 +107,19 @@ StatusOr<WorkerProcess> LaunchWorker(const LaunchOptions& options) {
   argv.push_back(nullptr);
   for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) RunChild(out[1], log_fd, err[1], argv.data(), envp.data());
-  int fork_errno = errno;
-  close(out[1]);
-  close(err[1]);
-  close(log_fd);
-  if (pid < 0) {
-    close(out[0]);
-    close(err[0]);
-    return absl::ResourceExhaustedError(absl::StrCat("fork: ", strerror(fork_errno)));
+  pid_t pid = 0;
+  int rc;
+  {
+    SpawnSetup setup(out[1], log_fd);
+    rc = posix_spawn(&pid, options.binary.c_str(), setup.actions(), setup.attr(), argv.data(),
+                     envp.data());
   }
-  setpgid(pid, pid);  // also done in the child; whichever runs first wins the race
-  int child_errno = 0;
-  ssize_t n;
-  do {
-    n = read(err[0], &child_errno, sizeof(child_errno));
-  } while (n < 0 && errno == EINTR);
-  close(err[0]);
-  if (n == sizeof(child_errno)) {
-    waitpid(pid, nullptr, 0);
+  close(out[1]);
+  close(log_fd);
+  if (rc != 0) {
     close(out[0]);
     return absl::FailedPreconditionError(absl::StrCat("cannot start worker ", options.binary,
-                                                      ": ", strerror(child_errno)));
+                                                      ": ", strerror(rc)));
   }
   return WorkerProcess{pid, out[0]};
 }

@@ -1,4 +1,4 @@
-// Starting and inspecting training worker processes (`<binary> train --job <dir>`): fork/exec
+// Starting and inspecting training worker processes (`<binary> train --job <dir>`): posix_spawn
 // with every other descriptor closed, a new process group, CUDA_VISIBLE_DEVICES and the NCCL /
 // NVSHMEM multicast switches set, stdout on a pipe, stderr appended to <dir>/worker.log.
 #pragma once
@@ -26,7 +26,7 @@ struct WorkerProcess {
 };
 
 // Starts the worker. Errors (cannot open the log, cannot exec the binary) name the file.
-// Thread-safe; the child runs only async-signal-safe code between fork and exec.
+// Thread-safe.
 StatusOr<WorkerProcess> LaunchWorker(const LaunchOptions& options);
 
 // The environment a worker gets: the server's own, with the GPU list and the multicast

@@ -50,7 +50,7 @@ TEST_F(JobManagerTest, SuccessRecordsCheckpointsBestAndRegistersTheAdapter) {
   std::vector<std::string> attempts = Attempts(s);
   ASSERT_EQ(attempts.size(), 1u);
   EXPECT_EQ(attempts[0],
-            "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1");
+            "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1 fds=0");
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "worker.log")));
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "job.json")));
 }
@@ -239,6 +239,15 @@ TEST_F(JobManagerTest, SubmissionErrorsNameTheField) {
   EXPECT_EQ(manager_->StartSftJob(Spec("dup")).status().code(),
             absl::StatusCode::kAlreadyExists);
   ASSERT_TRUE(manager_->CancelJob(dup).ok());
+}
+
+TEST_F(JobManagerTest, MissingWorkerBinaryFailsTheJobWithTheReason) {
+  config_.worker_binary = JoinPath(root_, "no-such-vlmd");
+  StartManager();
+  std::string id = Submit(Spec("nobinary"));
+  JobStatus s = WaitState(id, JobState::kFailed);
+  EXPECT_TRUE(Contains(s.reason, "cannot start worker " + config_.worker_binary)) << s.reason;
+  EXPECT_TRUE(Contains(s.reason, "No such file or directory")) << s.reason;
 }
 
 TEST_F(JobManagerTest, JobDirectoryIsPrivateToTheGroup) {

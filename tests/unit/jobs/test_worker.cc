@@ -11,6 +11,7 @@
 //   ("sigkill" | "exit1"), oom_step (0 = never), ignore_sigpipe (false), ignore_sigterm (false).
 // It appends one line per start to DIR/attempts.txt ("attempt=N resume=... cuda=... nvls=...")
 // and "start|end NAME MS" lines to $VLMD_TEST_TIMELINE when set.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,7 +99,15 @@ int64_t ResumeStep(const std::string& checkpoint) {
 
 }  // namespace
 
+// Descriptors above stderr that the worker inherited (the server must close them all).
+int InheritedDescriptors() {
+  int n = 0;
+  for (int fd = 3; fd < 1024; ++fd) n += fcntl(fd, F_GETFD) != -1;
+  return n;
+}
+
 int main(int argc, char** argv) {
+  const int inherited = InheritedDescriptors();
   if (argc != 4 || std::string(argv[1]) != "train" || std::string(argv[2]) != "--job") {
     std::fprintf(stderr, "usage: %s train --job DIR\n", argv[0]);
     return 2;
@@ -116,7 +125,7 @@ int main(int argc, char** argv) {
       << "attempt=" << attempt << " resume=" << spec->resume_from_checkpoint
       << " cuda=" << Env("CUDA_VISIBLE_DEVICES") << " nvls=" << Env("NCCL_NVLS_ENABLE")
       << " multicast=" << Env("TORCH_SYMM_MEM_DISABLE_MULTICAST")
-      << " nvshmem=" << Env("NVSHMEM_DISABLE_NVLS") << "\n";
+      << " nvshmem=" << Env("NVSHMEM_DISABLE_NVLS") << " fds=" << inherited << "\n";
   signal(SIGTERM, plan.value("ignore_sigterm", false) ? SIG_IGN : OnTerm);
   if (plan.value("ignore_sigpipe", false)) signal(SIGPIPE, SIG_IGN);
   Timeline("start", spec->name);
