@@ -76,14 +76,17 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const api::JobServiceCo
                                                          JobManagerHooks hooks) {
   RETURN_IF_ERROR(CheckConfig(config));
   RETURN_IF_ERROR(MakeDirs(JoinPath(config.state_dir, "jobs"), 0750));
-  ASSIGN_OR_RETURN(int lock_fd, LockStateDir(config.state_dir));
-  auto store = JobStore::Open(JoinPath(config.state_dir, "jobs.db"));
+  api::JobServiceConfig effective = config;
+  // Absolute paths: job directories are handed to workers and matched against
+  // /proc/<pid>/cmdline after a restart, whatever the working directory.
+  ASSIGN_OR_RETURN(effective.state_dir, ResolveUnderRoots(config.state_dir, {"/"}));
+  if (effective.worker_binary.empty()) effective.worker_binary = SelfExe();
+  ASSIGN_OR_RETURN(int lock_fd, LockStateDir(effective.state_dir));
+  auto store = JobStore::Open(JoinPath(effective.state_dir, "jobs.db"));
   if (!store.ok()) {
     close(lock_fd);
     return store.status();
   }
-  api::JobServiceConfig effective = config;
-  if (effective.worker_binary.empty()) effective.worker_binary = SelfExe();
   std::unique_ptr<JobManager> manager(new JobManager(
       std::move(effective), inference, std::move(hooks), std::move(*store), lock_fd));
   RETURN_IF_ERROR(manager->Recover());

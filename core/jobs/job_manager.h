@@ -124,6 +124,9 @@ class JobManager : public api::JobService {
 
   // Submission (job_submit.cc).
   Status ResolveSpec(JobSpec* spec) const;
+  // FAILED_PRECONDITION when the job can never be placed (more GPUs than the pool, CPU job
+  // without CPU slots).
+  Status CheckResources(const JobSpec& spec) const;
   void ValidatorLoop();
   void FinishValidation(const std::string& id, const StatusOr<DataCheckResult>& result);
 
@@ -137,7 +140,8 @@ class JobManager : public api::JobService {
   void RetryOrFailLocked(Job& job, const std::string& what);
   void RequeueLocked(Job& job, const std::string& message);
   void SucceedLocked(std::unique_lock<std::mutex>& lock, Job& job);
-  // Loads the best adapter into the inference service; returns what happened (for the log).
+  // Loads the best adapter into the inference service. Returns "" on success (or without an
+  // inference service), else why it was not registered.
   std::string RegisterAdapter(const api::JobStatus& status);
   void WaitForWorkersToStop();
 

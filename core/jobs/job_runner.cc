@@ -239,12 +239,16 @@ void JobManager::SucceedLocked(std::unique_lock<std::mutex>& lock, Job& job) {
   for (api::CheckpointInfo& c : s.checkpoints) c.best = c.path == s.best_checkpoint;
   JobStatus snapshot = s;
   lock.unlock();
-  std::string registered = RegisterAdapter(snapshot);
+  std::string not_registered = RegisterAdapter(snapshot);
   lock.lock();
   std::string message = absl::StrCat("training finished; best checkpoint ",
                                      s.best_checkpoint.empty() ? "(none)" : s.best_checkpoint);
-  if (!registered.empty()) absl::StrAppend(&message, "; ", registered);
-  SetState(job, JobState::kSucceeded, message, registered);
+  if (!not_registered.empty()) {
+    absl::StrAppend(&message, "; ", not_registered);
+  } else if (inference_ != nullptr) {
+    absl::StrAppend(&message, "; served as adapter \"", s.name, "\"");
+  }
+  SetState(job, JobState::kSucceeded, message, not_registered);
 }
 
 void JobManager::CheckDeadlinesLocked() {

@@ -112,6 +112,23 @@ StatusOr<JobStatus> JobManager::StartSftJob(JobSpec spec) {
   return job.record.status;
 }
 
+Status JobManager::CheckResources(const JobSpec& spec) const {
+  const int pool = static_cast<int>(config_.training_gpus.size());
+  if (spec.gpus > pool) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the job asks for ", spec.gpus, " GPUs but the training pool has ", pool,
+        pool > 0 ? absl::StrCat(" (GPUs ", GpuList(config_.training_gpus), ")") : "",
+        "; set gpus to at most ", pool, pool == 0 ? " (0 = CPU)" : "",
+        " or lend more GPUs to training"));
+  }
+  if (spec.gpus == 0 && config_.cpu_slots == 0) {
+    return absl::FailedPreconditionError(
+        "the job asks for the CPU (gpus 0) but this server runs no CPU jobs (cpu_slots 0); "
+        "set gpus >= 1 or configure cpu_slots");
+  }
+  return absl::OkStatus();
+}
+
 void JobManager::ValidatorLoop() {
   while (true) {
     std::string id;
@@ -127,13 +144,9 @@ void JobManager::ValidatorLoop() {
       spec = job->record.status.spec;
     }
     StatusOr<DataCheckResult> result = DataCheckResult{};
-    const int pool = static_cast<int>(config_.training_gpus.size());
-    if (spec.gpus > pool) {
-      result = absl::FailedPreconditionError(absl::StrCat(
-          "the job asks for ", spec.gpus, " GPUs but the training pool has ", pool,
-          pool > 0 ? absl::StrCat(" (GPUs ", GpuList(config_.training_gpus), ")") : "",
-          "; set gpus to at most ", pool, pool == 0 ? " (0 = CPU)" : "",
-          " or lend more GPUs to training"));
+    Status fits = CheckResources(spec);
+    if (!fits.ok()) {
+      result = fits;
     } else if (hooks_.check_data) {
       result = hooks_.check_data(spec, stop_validation_);
     }
@@ -149,7 +162,7 @@ void JobManager::FinishValidation(const std::string& id,
   if (stop_validation_ && !result.ok()) return;  // interrupted: validated again at restart
   JobStatus& s = job->record.status;
   if (!result.ok()) {
-    SetState(*job, JobState::kFailed, "data validation failed",
+    SetState(*job, JobState::kFailed, std::string(result.status().message()),
              std::string(result.status().message()));
     return;
   }

@@ -61,7 +61,9 @@ std::string JobManager::RegisterAdapter(const api::JobStatus& status) {
   if (!loaded.ok()) {
     return absl::StrCat("adapter not registered: ", loaded.status().message());
   }
-  return absl::StrCat("adapter \"", status.name, "\" is served with model \"", base->name, "\"");
+  VLMD_LOG(Info) << "job " << status.id << ": adapter \"" << status.name
+                 << "\" is served with model \"" << base->name << "\"";
+  return "";
 }
 
 StatusOr<std::string> JobManager::CheckpointOfJob(const std::string& job_id,

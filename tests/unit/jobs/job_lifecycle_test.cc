@@ -46,6 +46,7 @@ TEST_F(JobManagerTest, SuccessRecordsCheckpointsBestAndRegistersTheAdapter) {
   EXPECT_EQ(inference.loaded[0].name, "ok");
   EXPECT_EQ(inference.loaded[0].path, s.best_checkpoint);
   EXPECT_EQ(inference.loaded[0].model, "qwen2-vl-2b");
+  EXPECT_EQ(s.reason, "");
   // A CPU job sees no GPU; the multicast switches are always set.
   std::vector<std::string> attempts = Attempts(s);
   ASSERT_EQ(attempts.size(), 1u);
@@ -215,6 +216,24 @@ TEST_F(JobManagerTest, JobAskingMoreGpusThanThePoolFailsValidation) {
   JobStatus s = WaitState(id, JobState::kFailed);
   EXPECT_TRUE(Contains(s.reason, "asks for 4 GPUs but the training pool has 2 (GPUs 0,1)"))
       << s.reason;
+  EXPECT_EQ(s.attempts, 0);
+}
+
+TEST_F(JobManagerTest, CpuJobWithoutCpuSlotsFailsValidation) {
+  config_.cpu_slots = 0;
+  config_.training_gpus = {0};
+  StartManager();
+  JobStatus s = WaitState(Submit(Spec("cpu")), JobState::kFailed);
+  EXPECT_TRUE(Contains(s.reason, "cpu_slots 0")) << s.reason;
+}
+
+TEST_F(JobManagerTest, DataValidationFailureFailsTheJobBeforeAnyWorker) {
+  hooks_.check_data = [](const JobSpec&, const std::atomic<bool>&) -> StatusOr<DataCheckResult> {
+    return absl::InvalidArgumentError("/data/train.jsonl:17: \"images\" must be a list (3 bad lines)");
+  };
+  StartManager();
+  JobStatus s = WaitState(Submit(Spec("baddata")), JobState::kFailed);
+  EXPECT_EQ(s.reason, "/data/train.jsonl:17: \"images\" must be a list (3 bad lines)");
   EXPECT_EQ(s.attempts, 0);
 }
 

@@ -110,6 +110,28 @@ TEST_F(JobManagerTest, RestartWithStopWorkersRequeuesWithoutUsingAnAttempt) {
   EXPECT_TRUE(absl::StrContains(Attempts(s)[1], "resume=" + s.job_dir + "/checkpoint-"));
 }
 
+TEST_F(JobManagerTest, RestartValidatesAgainAJobCaughtValidating) {
+  std::atomic<int> calls{0};
+  std::atomic<bool> block{true};
+  hooks_.check_data = [&](const JobSpec&, const std::atomic<bool>& stop)
+      -> StatusOr<DataCheckResult> {
+    ++calls;
+    while (block && !stop) usleep(5000);
+    if (stop) return absl::CancelledError("shutting down");
+    return DataCheckResult{5, 1, 2, "ok"};
+  };
+  StartManager();
+  Plan("v", {{"steps", 2}});
+  std::string id = Submit(Spec("v"));
+  for (int i = 0; i < 200 && calls == 0; ++i) usleep(5000);
+  manager_.reset();  // interrupts the validation: the job stays VALIDATING in the database
+  block = false;
+  StartManager();
+  JobStatus s = WaitState(id, JobState::kSucceeded);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(s.skipped_samples, 2);
+}
+
 TEST_F(JobManagerTest, StateDirectoryIsLockedAgainstASecondServer) {
   StartManager();
   auto second = JobManager::Create(config_, nullptr, hooks_);
