@@ -184,7 +184,7 @@ bool ParseLoraKey(const std::string& key, std::string* module, bool* is_a) {
 }
 
 Status CheckModule(const std::string& dir, const std::string& name, const LoraModule& m,
-                   const LinearWeights& base) {
+                   std::pair<int64_t, int64_t> base) {
   auto bad = [&](const std::string& what) {
     return absl::InvalidArgumentError(absl::StrCat("adapter ", dir, ": module ", name, ": ", what));
   };
@@ -192,10 +192,10 @@ Status CheckModule(const std::string& dir, const std::string& name, const LoraMo
   if (m.a.dim() != 2 || m.b.dim() != 2 || m.a.size(0) != m.b.size(1)) {
     return bad("lora_A/lora_B ranks disagree");
   }
-  if (m.a.size(1) != base.weight.size(1) || m.b.size(0) != base.weight.size(0)) {
+  if (m.a.size(1) != base.second || m.b.size(0) != base.first) {
     return bad(absl::StrCat("shapes [", m.b.size(0), "x", m.a.size(1),
-                            "] do not match the base layer [", base.weight.size(0), "x",
-                            base.weight.size(1), "]"));
+                            "] do not match the base layer [", base.first, "x", base.second,
+                            "]"));
   }
   return absl::OkStatus();
 }
@@ -205,13 +205,25 @@ Status CheckModule(const std::string& dir, const std::string& name, const LoraMo
 StatusOr<std::shared_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& dir,
                                                          const ModelWeights& model,
                                                          at::ScalarType dtype, at::Device device) {
+  auto linears = LinearsByName(model);
+  ShapeLookup lookup = [&](const std::string& module)
+      -> std::optional<std::pair<int64_t, int64_t>> {
+    auto it = linears.find(module);
+    if (it == linears.end()) return std::nullopt;
+    return std::make_pair(it->second->weight.size(0), it->second->weight.size(1));
+  };
+  return Load(dir, lookup, dtype, device);
+}
+
+StatusOr<std::shared_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& dir,
+                                                         const ShapeLookup& base_shape,
+                                                         at::ScalarType dtype, at::Device device) {
   std::string config_path = JoinPath(dir, "adapter_config.json");
   ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
   auto adapter = std::make_shared<LoraAdapter>();
   ASSIGN_OR_RETURN(adapter->config, LoraConfig::FromJson(text, config_path));
   std::string weights_path = JoinPath(dir, "adapter_model.safetensors");
   ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(weights_path));
-  auto linears = LinearsByName(model);
   for (const TensorView& t : file->tensors()) {
     std::string module;
     bool is_a = false;
@@ -220,7 +232,7 @@ StatusOr<std::shared_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& dir,
           "adapter ", weights_path, ": tensor '", t.name,
           "' is not a lora_A/lora_B weight (modules_to_save and bias are not supported)"));
     }
-    if (!linears.count(module)) {
+    if (!base_shape(module)) {
       return absl::InvalidArgumentError(absl::StrCat("adapter ", weights_path, ": tensor '",
                                                      t.name, "' targets unknown module ", module));
     }
@@ -229,7 +241,7 @@ StatusOr<std::shared_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& dir,
     m.scale = adapter->config.ScaleFor(module);
   }
   for (const auto& [name, m] : adapter->modules) {
-    RETURN_IF_ERROR(CheckModule(dir, name, m, *linears.at(name)));
+    RETURN_IF_ERROR(CheckModule(dir, name, m, *base_shape(name)));
   }
   if (adapter->modules.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("adapter ", weights_path, " has no LoRA weights"));

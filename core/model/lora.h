@@ -5,7 +5,9 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +57,13 @@ struct LoraAdapter {
   // Loads a PEFT adapter directory, checking every module against the model's linear shapes.
   static StatusOr<std::shared_ptr<LoraAdapter>> Load(const std::string& dir,
                                                      const ModelWeights& model,
+                                                     at::ScalarType dtype, at::Device device);
+  // The same with the base shapes given by a lookup: module name -> {out, in}, or nullopt
+  // for a module the base model does not have (merging reads shapes from the checkpoint).
+  using ShapeLookup =
+      std::function<std::optional<std::pair<int64_t, int64_t>>(const std::string& module)>;
+  static StatusOr<std::shared_ptr<LoraAdapter>> Load(const std::string& dir,
+                                                     const ShapeLookup& base_shape,
                                                      at::ScalarType dtype, at::Device device);
   // Writes adapter_config.json + adapter_model.safetensors with PEFT's key names
   // (base_model.model.<module>.lora_A.weight) in float32 or the given dtype.

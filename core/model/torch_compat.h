@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/api/include/torch/version.h>
 
+#include <mutex>
 #include <optional>
 
 #define VLMD_TORCH_AT_LEAST(major, minor) \
@@ -16,6 +17,18 @@
 #endif
 
 namespace vlmd::compat {
+
+// The default random generator's state for a device (CPU or CUDA), and restoring it.
+inline at::Tensor GeneratorState(const at::Device& device) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+inline void SetGeneratorState(const at::Device& device, const at::Tensor& state) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
 
 // Peak bytes allocated on a CUDA device in GiB (0 in CPU-only builds).
 inline double CudaPeakMemoryGiB(int device) {

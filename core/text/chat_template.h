@@ -1,6 +1,7 @@
 // The Qwen2-VL Instruct chat template (spec/qwen2vl.md §5.1) and image placeholder expansion.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,9 @@ std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages, bool add
                               const std::string& default_system = kDefaultSystemPrompt);
 
 // The same rendering cut into pieces, each marked trainable when it is assistant output that a
-// fine-tuning loss covers (an assistant turn's content and its `<|im_end|>`). Concatenating the
-// texts gives exactly ApplyChatTemplate's string.
+// fine-tuning loss covers (an assistant turn's content and its `<|im_end|>`; the "\n" after it
+// is not). Adjacent pieces with the same flag are joined, so the pieces alternate. Concatenating
+// the texts gives exactly ApplyChatTemplate's string.
 struct TemplateSegment {
   std::string text;
   bool trainable = false;
@@ -44,7 +46,8 @@ std::vector<TemplateSegment> ChatTemplateSegments(const std::vector<ChatMessage>
                                                       kDefaultSystemPrompt);
 
 // Replaces the k-th occurrence of `image_token_id` in `ids` with `counts[k]` copies of it.
-// INVALID_ARGUMENT when the number of placeholders differs from counts.size().
+// INVALID_ARGUMENT when the number of placeholders differs from counts.size(), or a count is
+// not positive.
 StatusOr<std::vector<int32_t>> ExpandImageTokens(const std::vector<int32_t>& ids,
                                                  int32_t image_token_id,
                                                  const std::vector<int64_t>& counts);

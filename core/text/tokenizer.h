@@ -1,6 +1,12 @@
 // Hugging Face tokenizer.json byte-level BPE (the Qwen2 family): NFC normalizer, the Split
 // pre-tokenizer regex (PCRE2), byte-level mapping, merges by rank, added/special tokens matched
 // before pre-tokenization, and decoding back to UTF-8.
+//
+// Supported tokenizer.json parts (anything else is refused with an error naming the field):
+// normalizer null, NFC, NFD, NFKC, NFKD or a Sequence of them; pre_tokenizer ByteLevel, or a
+// Sequence of Split (Regex or String pattern, behavior Isolated, invert false) steps ending in
+// ByteLevel; model BPE (no dropout, no byte fallback, no subword prefix/suffix); decoder
+// ByteLevel. "truncation", "padding" and "post_processor" are ignored: Encode adds nothing.
 #pragma once
 
 #include <cstdint>
@@ -23,12 +29,21 @@ class Tokenizer {
   // to `fallback_path` (the vocabulary setup.sh installs) when it is non-empty.
   static StatusOr<std::shared_ptr<const Tokenizer>> Load(const std::string& path,
                                                          const std::string& fallback_path = "");
+  // Parses tokenizer.json text already in memory; `source_name` is used in error messages.
+  static StatusOr<std::shared_ptr<const Tokenizer>> FromJson(std::string_view contents,
+                                                             const std::string& source_name);
   virtual ~Tokenizer() = default;
 
   // Encodes text with no special tokens added; special/added token text maps to its id.
+  // Invalid UTF-8 in `text` is first repaired to U+FFFD (HF only ever sees valid strings).
   virtual std::vector<int32_t> Encode(std::string_view text) const = 0;
-  // Decodes ids to UTF-8. Invalid UTF-8 byte sequences become U+FFFD, as HF does.
+  // Decodes ids to UTF-8. Invalid UTF-8 byte sequences become U+FFFD, as HF does. Unknown ids
+  // are dropped, as HF does.
   virtual std::string Decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const = 0;
+  // The bytes Decode repairs into UTF-8: the concatenation of each id's bytes. Streaming
+  // decoders use it to cut text only at character boundaries.
+  virtual std::string DecodeBytes(const std::vector<int32_t>& ids,
+                                  bool skip_special_tokens) const = 0;
   // Id of a token's string form (vocabulary or added token), or nullopt.
   virtual std::optional<int32_t> TokenToId(std::string_view token) const = 0;
   // String form of an id (byte-level form for vocabulary tokens), or nullopt.
@@ -54,8 +69,7 @@ class IncrementalDecoder {
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;
   bool skip_special_;
-  std::vector<int32_t> ids_;
-  size_t emitted_bytes_ = 0;
+  std::string pending_;  // bytes of an incomplete UTF-8 character, held back until completed
   std::string text_;
 };
 

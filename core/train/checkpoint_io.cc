@@ -41,10 +41,8 @@ Status WriteOptimizer(const std::string& dir, const AdamW& opt) {
 
 Status WriteRng(const std::string& dir, const at::Device& device) {
   std::map<std::string, OwnedTensor> tensors;
-  tensors["cpu"] = ToOwned(at::globalContext().defaultGenerator(at::kCPU).get_state());
-  if (device.is_cuda()) {
-    tensors["cuda"] = ToOwned(at::globalContext().defaultGenerator(device).get_state());
-  }
+  tensors["cpu"] = ToOwned(compat::GeneratorState(at::Device(at::kCPU)));
+  if (device.is_cuda()) tensors["cuda"] = ToOwned(compat::GeneratorState(device));
   return WriteSafetensors(JoinPath(dir, "rng_state.safetensors"), tensors);
 }
 
@@ -135,12 +133,12 @@ Status RestoreOptimizer(const std::string& dir, AdamW* opt) {
 void RestoreRng(const std::string& dir, const at::Device& device) {
   auto file = SafetensorsFile::Open(JoinPath(dir, "rng_state.safetensors"));
   if (!file.ok()) return;
-  auto set = [&](const char* name, at::Generator gen) {
+  auto set = [&](const char* name, const at::Device& d) {
     const TensorView* v = (*file)->Find(name);
-    if (v != nullptr) gen.set_state(ToTensor(*v, at::kByte, at::kCPU));
+    if (v != nullptr) compat::SetGeneratorState(d, ToTensor(*v, at::kByte, at::kCPU));
   };
-  set("cpu", at::globalContext().defaultGenerator(at::kCPU));
-  if (device.is_cuda()) set("cuda", at::globalContext().defaultGenerator(device));
+  set("cpu", at::Device(at::kCPU));
+  if (device.is_cuda()) set("cuda", device);
 }
 
 }  // namespace

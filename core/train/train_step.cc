@@ -2,6 +2,8 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include "core/model/torch_compat.h"
+
 namespace vlmd {
 
 int64_t TrainExample::LabelTokens() const {
@@ -73,13 +75,13 @@ struct RngState {
   at::Tensor cpu, cuda;
   static RngState Save(at::Device device) {
     RngState s;
-    s.cpu = at::globalContext().defaultGenerator(at::kCPU).get_state();
-    if (device.is_cuda()) s.cuda = at::globalContext().defaultGenerator(device).get_state();
+    s.cpu = compat::GeneratorState(at::Device(at::kCPU));
+    if (device.is_cuda()) s.cuda = compat::GeneratorState(device);
     return s;
   }
   void Restore(at::Device device) const {
-    at::globalContext().defaultGenerator(at::kCPU).set_state(cpu);
-    if (device.is_cuda()) at::globalContext().defaultGenerator(device).set_state(cuda);
+    compat::SetGeneratorState(at::Device(at::kCPU), cpu);
+    if (device.is_cuda()) compat::SetGeneratorState(device, cuda);
   }
 };
 

@@ -1,0 +1,57 @@
+#include "core/train/job_spec.h"
+
+#include "gtest/gtest.h"
+
+namespace vlmd {
+namespace {
+
+TEST(JobSpec, SwiftDefaults) {
+  JobSpec s;
+  EXPECT_EQ(s.lora_rank, 8);
+  EXPECT_DOUBLE_EQ(s.lora_alpha, 32);
+  EXPECT_DOUBLE_EQ(s.lora_dropout, 0.05);
+  EXPECT_DOUBLE_EQ(s.learning_rate, 1e-4);
+  EXPECT_DOUBLE_EQ(s.weight_decay, 0.1);
+  EXPECT_DOUBLE_EQ(s.adam_beta2, 0.95);
+  EXPECT_DOUBLE_EQ(s.split_ratio, 0.01);
+  EXPECT_EQ(s.eval_steps, 50);
+  EXPECT_EQ(s.save_total_limit, 2);
+  EXPECT_EQ(s.EffectiveAccumulation(1), 16);
+  s.batch_size = 3;
+  EXPECT_EQ(s.EffectiveAccumulation(2), 3);  // ceil(16 / 3 / 2)
+}
+
+TEST(JobSpec, JsonRoundTripAndSingleStringDataset) {
+  auto s = JobSpec::FromJson(R"({"model": "/m", "dataset": "/d/train.jsonl", "lora_rank": 16,
+                                 "max_pixels": 602112, "target_modules": ["ALL"]})",
+                             "job.json");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->datasets, (std::vector<std::string>{"/d/train.jsonl"}));
+  EXPECT_EQ(*s->max_pixels, 602112);
+  auto again = JobSpec::FromJson(s->ToJson(), "again");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->lora_rank, 16);
+  EXPECT_FALSE(again->min_pixels.has_value());
+  EXPECT_TRUE(again->Validate().ok());
+}
+
+TEST(JobSpec, ErrorsNameTheField) {
+  auto unknown = JobSpec::FromJson(R"({"model": "/m", "lora_rnak": 4})", "job.json");
+  EXPECT_NE(std::string(unknown.status().message()).find("lora_rnak"), std::string::npos);
+  auto type = JobSpec::FromJson(R"({"lora_rank": "eight"})", "job.json");
+  EXPECT_NE(std::string(type.status().message()).find("lora_rank"), std::string::npos);
+  auto version = JobSpec::FromJson(R"({"version": 99})", "job.json");
+  EXPECT_EQ(version.status().code(), absl::StatusCode::kFailedPrecondition);
+  JobSpec s;
+  s.model = "/m";
+  s.datasets = {"d"};
+  s.learning_rate = 0;
+  EXPECT_NE(std::string(s.Validate().message()).find("learning_rate"), std::string::npos);
+  s.learning_rate = 1e-4;
+  s.min_pixels = 100;
+  s.max_pixels = 50;
+  EXPECT_NE(std::string(s.Validate().message()).find("min_pixels"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vlmd
