@@ -36,9 +36,9 @@ StatusOr<int> LockStateDir(const std::string& state_dir) {
     ssize_t n = pread(fd, owner.data(), owner.size(), 0);
     close(fd);
     owner.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "state directory ", state_dir, " is in use by another vlmd (pid ", owner,
-        "); give each server its own state directory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("state directory ", state_dir, " is in use by another vlmd (pid ", owner,
+                     "); give each server its own state directory"));
   }
   std::string pid = std::to_string(getpid());
   if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
@@ -87,8 +87,8 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const api::JobServiceCo
     close(lock_fd);
     return store.status();
   }
-  std::unique_ptr<JobManager> manager(new JobManager(
-      std::move(effective), inference, std::move(hooks), std::move(*store), lock_fd));
+  std::unique_ptr<JobManager> manager(new JobManager(std::move(effective), inference,
+                                                     std::move(hooks), std::move(*store), lock_fd));
   RETURN_IF_ERROR(manager->Recover());
   manager->StartThreads();
   return manager;
@@ -143,8 +143,8 @@ void JobManager::RecoverRunning(Job& job) {
     Persist(job, &event);
     return;
   }
-  exits_.push_back({s.id, pid, -1,
-                    absl::StrCat("worker pid ", pid, " was gone when the server restarted")});
+  exits_.push_back(
+      {s.id, pid, -1, absl::StrCat("worker pid ", pid, " was gone when the server restarted")});
 }
 
 void JobManager::Persist(Job& job, const NewEvent* event) {
@@ -215,9 +215,8 @@ StatusOr<JobStatus> JobManager::CancelJob(const std::string& id) {
   }
   if (s.state != JobState::kRunning) {
     SetState(*job, JobState::kCancelled, "cancelled before it started",
-             absl::StrCat("cancelled by request while ", s.state == JobState::kQueued
-                                                             ? "queued"
-                                                             : "validating"));
+             absl::StrCat("cancelled by request while ",
+                          s.state == JobState::kQueued ? "queued" : "validating"));
     return s;
   }
   if (!job->cancel_requested) {

@@ -70,9 +70,9 @@ class JobManager : public api::JobService {
   StatusOr<api::JobStatus> GetJob(const std::string& id) const override;
   std::vector<api::JobStatus> ListJobs(std::optional<api::JobState> state) const override;
   StatusOr<api::JobStatus> CancelJob(const std::string& id) override;
-  StatusOr<std::unique_ptr<Watch>> WatchJob(const std::string& id, int64_t from_seq,
-                                            std::function<bool(const api::JobEvent&)> on_event)
-      override;
+  StatusOr<std::unique_ptr<Watch>> WatchJob(
+      const std::string& id, int64_t from_seq,
+      std::function<bool(const api::JobEvent&)> on_event) override;
   StatusOr<api::MergeResult> MergeLora(const api::MergeRequest& request) override;
   api::JobStats Stats() const override;
   void Shutdown(bool stop_workers) override;
@@ -82,9 +82,9 @@ class JobManager : public api::JobService {
     JobRecord record;
     std::unique_ptr<WorkerMonitor> monitor;  // while our child runs
     bool cancel_requested = false;
-    bool foreign = false;            // a worker left by a previous server process
+    bool foreign = false;                             // a worker left by a previous server process
     std::chrono::steady_clock::time_point kill_at{};  // SIGKILL deadline after SIGTERM
-    std::string worker_failure;      // message of the worker's last FAILED state line
+    std::string worker_failure;  // message of the worker's last FAILED state line
   };
   struct Exit {
     std::string id;
@@ -109,8 +109,8 @@ class JobManager : public api::JobService {
   };
   class WatchImpl;
 
-  JobManager(api::JobServiceConfig config, api::InferenceService* inference,
-             JobManagerHooks hooks, std::unique_ptr<JobStore> store, int lock_fd);
+  JobManager(api::JobServiceConfig config, api::InferenceService* inference, JobManagerHooks hooks,
+             std::unique_ptr<JobStore> store, int lock_fd);
   Status Recover();
   void RecoverRunning(Job& job);
   void StartThreads();
@@ -170,7 +170,7 @@ class JobManager : public api::JobService {
   std::map<std::string, Job> jobs_;
   std::deque<std::string> to_validate_;
   std::deque<Exit> exits_;
-  bool stopping_ = false;       // Shutdown started: no new jobs, no scheduling
+  bool stopping_ = false;  // Shutdown started: no new jobs, no scheduling
   bool stopping_workers_ = false;
   bool shut_down_ = false;
   std::atomic<bool> stop_validation_{false};

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "core/api/worker.h"
 #include "core/base/file_util.h"
 #include "core/base/logging.h"
 #include "core/jobs/job_manager.h"
@@ -19,8 +20,6 @@ using api::JobState;
 using api::JobStatus;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kExitCancelled = 3;
-constexpr int kExitOutOfMemory = 4;
 constexpr int kLogTailLines = 20;
 
 std::string LogPath(const JobStatus& s) { return JoinPath(s.job_dir, "worker.log"); }
@@ -86,8 +85,8 @@ void JobManager::ScheduleLocked() {
   std::vector<QueuedJob> queue;
   for (const auto& [id, job] : jobs_) {
     const JobStatus& s = job.record.status;
-    if (s.state == JobState::kQueued) queue.push_back({id, s.spec.gpus, s.spec.priority,
-                                                       job.record.seq});
+    if (s.state == JobState::kQueued)
+      queue.push_back({id, s.spec.gpus, s.spec.priority, job.record.seq});
   }
   if (queue.empty()) return;
   FreeResources free;
@@ -175,16 +174,18 @@ void JobManager::HandleExitLocked(std::unique_lock<std::mutex>& lock, const Exit
   const bool exited = st != -1 && WIFEXITED(st);
   const int code = exited ? WEXITSTATUS(st) : -1;
   const std::string what = st == -1 ? exit.what : DescribeWaitStatus(st);
-  if (exited && code == 0) {
+  if (exited && code == api::kWorkerOk) {
     SucceedLocked(lock, *job);
-  } else if (exited && code == kExitCancelled && (job->cancel_requested || !stopping_workers_)) {
+  } else if (exited && code == api::kWorkerCancelled &&
+             (job->cancel_requested || !stopping_workers_)) {
     SetState(*job, JobState::kCancelled, "the worker stopped after its current step",
              job->cancel_requested ? "cancelled by request" : "the worker cancelled the job");
-  } else if (exited && code == kExitOutOfMemory) {
+  } else if (exited && code == api::kWorkerOutOfMemory) {
     std::string detail = job->worker_failure.empty() ? "out of memory" : job->worker_failure;
     SetState(*job, JobState::kFailed, detail,
-             absl::StrCat(detail, " (exit code 4; not retried: lower batch_size, max_length or "
-                                  "max_pixels, or give the job more GPU memory)"));
+             absl::StrCat(detail,
+                          " (exit code 4; not retried: lower batch_size, max_length or "
+                          "max_pixels, or give the job more GPU memory)"));
   } else if (job->cancel_requested) {
     SetState(*job, JobState::kCancelled, what,
              absl::StrCat("cancelled by request; the worker ", what));
@@ -222,8 +223,8 @@ void JobManager::RetryOrFailLocked(Job& job, const std::string& what) {
     return;
   }
   std::string tail = TailOfFile(LogPath(s), kLogTailLines);
-  std::string reason = absl::StrCat("worker ", what, " on attempt ", s.attempts, " of ",
-                                    config_.max_attempts);
+  std::string reason =
+      absl::StrCat("worker ", what, " on attempt ", s.attempts, " of ", config_.max_attempts);
   if (!job.worker_failure.empty()) absl::StrAppend(&reason, ": ", job.worker_failure);
   if (!tail.empty()) absl::StrAppend(&reason, "\nlast lines of ", LogPath(s), ":\n", tail);
   SetState(job, JobState::kFailed, absl::StrCat("worker ", what, "; no attempts left"), reason);
@@ -256,9 +257,9 @@ void JobManager::CheckDeadlinesLocked() {
   for (auto& [id, job] : jobs_) {
     if (job.record.status.state != JobState::kRunning || job.record.pid <= 0) continue;
     if (job.foreign && !ProcessAlive(job.record.pid)) {
-      exits_.push_back({id, job.record.pid, -1,
-                        absl::StrCat("pid ", job.record.pid,
-                                     " (left by the previous server process) stopped")});
+      exits_.push_back(
+          {id, job.record.pid, -1,
+           absl::StrCat("pid ", job.record.pid, " (left by the previous server process) stopped")});
       job.foreign = false;
       job.kill_at = {};
       control_cv_.notify_all();

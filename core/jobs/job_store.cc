@@ -117,8 +117,7 @@ StatusOr<JobRecord> RowToRecord(const Stmt& row, const std::string& path) {
 
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                           nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -135,15 +134,15 @@ StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
   RETURN_IF_ERROR(tables.status(path));
   tables.Step();
   if (found == 0 && tables.Int(0) == 0) {
-    RETURN_IF_ERROR(store->Exec(absl::StrCat("BEGIN;", kSchema, "PRAGMA user_version=",
-                                             kJobStoreSchemaVersion, ";COMMIT;")));
+    RETURN_IF_ERROR(store->Exec(absl::StrCat(
+        "BEGIN;", kSchema, "PRAGMA user_version=", kJobStoreSchemaVersion, ";COMMIT;")));
   } else if (found != kJobStoreSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job database ", path, " has schema version ", found, "; this vlmd reads version ",
-        kJobStoreSchemaVersion,
-        found > kJobStoreSchemaVersion ? " (written by a newer vlmd: upgrade vlmd)"
-                                       : " (not a vlmd job database?)",
-        "; move the file away to start with an empty job list"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job database ", path, " has schema version ", found,
+                     "; this vlmd reads version ", kJobStoreSchemaVersion,
+                     found > kJobStoreSchemaVersion ? " (written by a newer vlmd: upgrade vlmd)"
+                                                    : " (not a vlmd job database?)",
+                     "; move the file away to start with an empty job list"));
   }
   return store;
 }
@@ -172,13 +171,14 @@ Status JobStore::Transaction(const std::function<Status()>& body) {
 }
 
 Status JobStore::WriteRow(const JobRecord& r, bool insert) {
-  const char* sql = insert
-      ? "INSERT INTO jobs (name, state, spec, reason, gpus, attempts, pid, priority, "
-        "created_unix, started_unix, finished_unix, progress, id, seq) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-      : "UPDATE jobs SET name=?1, state=?2, spec=?3, reason=?4, gpus=?5, attempts=?6, pid=?7, "
-        "priority=?8, created_unix=?9, started_unix=?10, finished_unix=?11, progress=?12 "
-        "WHERE id=?13 AND seq=?14";
+  const char* sql =
+      insert
+          ? "INSERT INTO jobs (name, state, spec, reason, gpus, attempts, pid, priority, "
+            "created_unix, started_unix, finished_unix, progress, id, seq) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+          : "UPDATE jobs SET name=?1, state=?2, spec=?3, reason=?4, gpus=?5, attempts=?6, pid=?7, "
+            "priority=?8, created_unix=?9, started_unix=?10, finished_unix=?11, progress=?12 "
+            "WHERE id=?13 AND seq=?14";
   const JobStatus& s = r.status;
   Stmt stmt(db_, sql);
   RETURN_IF_ERROR(stmt.status(path_));
@@ -270,8 +270,8 @@ StatusOr<std::vector<JobRecord>> JobStore::LoadAll() const {
   return out;
 }
 
-StatusOr<std::vector<api::JobEvent>> JobStore::EventsAfter(const JobStatus& base,
-                                                           int64_t from_seq, int limit) const {
+StatusOr<std::vector<api::JobEvent>> JobStore::EventsAfter(const JobStatus& base, int64_t from_seq,
+                                                           int limit) const {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt stmt(db_,
             "SELECT seq, time_unix_ms, type, payload FROM events WHERE job_id=?1 AND seq>?2 "

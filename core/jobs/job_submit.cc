@@ -20,9 +20,10 @@ using api::JobStatus;
 Status CheckName(const std::string& name) {
   static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
   if (name.empty() || std::regex_match(name, kName)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "job spec: name \"", name, "\" must be 1-128 letters, digits, '.', '_' or '-' (it becomes "
-      "the adapter's name)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("job spec: name \"", name,
+                   "\" must be 1-128 letters, digits, '.', '_' or '-' (it becomes "
+                   "the adapter's name)"));
 }
 
 // Resolves an existing path under the roots; errors name the spec field.
@@ -115,11 +116,11 @@ StatusOr<JobStatus> JobManager::StartSftJob(JobSpec spec) {
 Status JobManager::CheckResources(const JobSpec& spec) const {
   const int pool = static_cast<int>(config_.training_gpus.size());
   if (spec.gpus > pool) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the job asks for ", spec.gpus, " GPUs but the training pool has ", pool,
-        pool > 0 ? absl::StrCat(" (GPUs ", GpuList(config_.training_gpus), ")") : "",
-        "; set gpus to at most ", pool, pool == 0 ? " (0 = CPU)" : "",
-        " or lend more GPUs to training"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the job asks for ", spec.gpus, " GPUs but the training pool has ", pool,
+                     pool > 0 ? absl::StrCat(" (GPUs ", GpuList(config_.training_gpus), ")") : "",
+                     "; set gpus to at most ", pool, pool == 0 ? " (0 = CPU)" : "",
+                     " or lend more GPUs to training"));
   }
   if (spec.gpus == 0 && config_.cpu_slots == 0) {
     return absl::FailedPreconditionError(
@@ -154,8 +155,7 @@ void JobManager::ValidatorLoop() {
   }
 }
 
-void JobManager::FinishValidation(const std::string& id,
-                                  const StatusOr<DataCheckResult>& result) {
+void JobManager::FinishValidation(const std::string& id, const StatusOr<DataCheckResult>& result) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = FindLocked(id);
   if (job == nullptr || job->record.status.state != JobState::kValidating) return;

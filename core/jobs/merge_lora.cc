@@ -99,25 +99,26 @@ StatusOr<MergeOptions> JobManager::ResolveMerge(const api::MergeRequest& request
   MergeOptions options;
   std::string model = request.model;
   if (!request.job_id.empty()) {
-    ASSIGN_OR_RETURN(options.adapter_dir, CheckpointOfJob(request.job_id, request.checkpoint,
-                                                          &model));
+    ASSIGN_OR_RETURN(options.adapter_dir,
+                     CheckpointOfJob(request.job_id, request.checkpoint, &model));
   } else if (request.adapter_dir.empty()) {
     return absl::InvalidArgumentError("merge: set adapter_dir or job_id");
   } else {
     ASSIGN_OR_RETURN(options.adapter_dir, ResolveUnderRoots(request.adapter_dir, roots));
     if (!PathExists(JoinPath(options.adapter_dir, "adapter_config.json"))) {
-      return absl::NotFoundError(absl::StrCat("merge: ", options.adapter_dir,
-                                              " has no adapter_config.json"));
+      return absl::NotFoundError(
+          absl::StrCat("merge: ", options.adapter_dir, " has no adapter_config.json"));
     }
   }
   if (model.empty()) return absl::InvalidArgumentError("merge: model (base directory) is required");
   ASSIGN_OR_RETURN(options.base_dir, ResolveUnderRoots(model, roots));
-  if (request.output_dir.empty()) return absl::InvalidArgumentError("merge: output_dir is required");
+  if (request.output_dir.empty())
+    return absl::InvalidArgumentError("merge: output_dir is required");
   ASSIGN_OR_RETURN(options.output_dir,
                    ResolveUnderRoots(request.output_dir, roots, /*must_exist=*/false));
   if (PathExists(options.output_dir) && !IsEmptyDir(options.output_dir)) {
-    return absl::AlreadyExistsError(absl::StrCat("merge: output_dir ", options.output_dir,
-                                                 " exists and is not empty"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("merge: output_dir ", options.output_dir, " exists and is not empty"));
   }
   const std::string& d = request.dtype;
   if (d != "auto" && d != "float32" && d != "bfloat16" && d != "float16") {
@@ -146,8 +147,7 @@ StatusOr<api::MergeResult> JobManager::MergeLora(const api::MergeRequest& reques
   if (!added.ok()) {
     return absl::Status(added.status().code(),
                         absl::StrCat("merged into ", options.output_dir, ", but serving it as \"",
-                                     request.register_as, "\" failed: ",
-                                     added.status().message()));
+                                     request.register_as, "\" failed: ", added.status().message()));
   }
   return result;
 }

@@ -16,8 +16,8 @@ namespace {
 using json = nlohmann::json;
 
 // Numeric fields of a train/eval line that are metrics (not position or timing).
-const char* const kTrainMetrics[] = {"loss", "acc", "grad_norm", "learning_rate", "memory_gib",
-                                     "train_speed"};
+const char* const kTrainMetrics[] = {"loss",          "acc",        "grad_norm",
+                                     "learning_rate", "memory_gib", "train_speed"};
 
 std::map<std::string, double> EvalMetrics(const json& j) {
   std::map<std::string, double> out;

@@ -24,9 +24,9 @@ namespace vlmd::jobs {
 // A job waiting in QUEUED.
 struct QueuedJob {
   std::string id;
-  int gpus = 0;       // 0 = a CPU slot
-  int priority = 0;   // higher first
-  int64_t seq = 0;    // submission order (FIFO among equal priorities)
+  int gpus = 0;      // 0 = a CPU slot
+  int priority = 0;  // higher first
+  int64_t seq = 0;   // submission order (FIFO among equal priorities)
 };
 
 // A start decision: `id` runs now on `gpus` (empty for a CPU job).
@@ -37,9 +37,9 @@ struct Placement {
 
 // The resources free at this moment.
 struct FreeResources {
-  std::set<int> gpus;   // free training GPU ids
-  int cpu_slots = 0;    // free CPU slots
-  int total_gpus = 0;   // size of the training pool (free or not)
+  std::set<int> gpus;  // free training GPU ids
+  int cpu_slots = 0;   // free CPU slots
+  int total_gpus = 0;  // size of the training pool (free or not)
 };
 
 // Returns the jobs to start now, in start order, with disjoint GPU sets taken from

@@ -70,8 +70,8 @@ void ProgressFrom(const json& j, JobStatus* s) {
   s->validation_report = j.value("validation_report", std::string());
 }
 
-constexpr const char* kStateNames[] = {"VALIDATING", "QUEUED",    "RUNNING",
-                                       "SUCCEEDED",  "FAILED",    "CANCELLED"};
+constexpr const char* kStateNames[] = {"VALIDATING", "QUEUED", "RUNNING",
+                                       "SUCCEEDED",  "FAILED", "CANCELLED"};
 constexpr const char* kEventNames[] = {"state", "progress", "train", "eval", "checkpoint", "log"};
 
 }  // namespace
@@ -106,16 +106,16 @@ std::string EventPayloadToJson(const std::string& message, const JobStatus& stat
 Status EventPayloadFromJson(const std::string& text, const JobStatus& base, JobEvent* event) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    return absl::DataLossError(absl::StrCat("event ", event->seq, " of job ", base.id,
-                                            ": payload is not a JSON object"));
+    return absl::DataLossError(
+        absl::StrCat("event ", event->seq, " of job ", base.id, ": payload is not a JSON object"));
   }
   event->status = base;
   try {
     ProgressFrom(j, &event->status);
     event->message = j.value("message", std::string());
     if (!ParseJobState(j.value("state", std::string()), &event->status.state)) {
-      return absl::DataLossError(absl::StrCat("event ", event->seq, " of job ", base.id,
-                                              ": unknown state"));
+      return absl::DataLossError(
+          absl::StrCat("event ", event->seq, " of job ", base.id, ": unknown state"));
     }
     event->status.reason = j.value("reason", std::string());
     event->status.gpus = j.value("gpus", std::vector<int>());
@@ -123,8 +123,8 @@ Status EventPayloadFromJson(const std::string& text, const JobStatus& base, JobE
     event->status.started_unix = j.value("started_unix", int64_t{0});
     event->status.finished_unix = j.value("finished_unix", int64_t{0});
   } catch (const json::exception& e) {
-    return absl::DataLossError(absl::StrCat("event ", event->seq, " of job ", base.id, ": ",
-                                            e.what()));
+    return absl::DataLossError(
+        absl::StrCat("event ", event->seq, " of job ", base.id, ": ", e.what()));
   }
   return absl::OkStatus();
 }
@@ -155,7 +155,9 @@ bool ParseEventType(const std::string& name, JobEvent::Type* type) {
 
 namespace vlmd::api {
 
-const char* JobStateName(JobState state) { return vlmd::jobs::kStateNames[static_cast<int>(state)]; }
+const char* JobStateName(JobState state) {
+  return vlmd::jobs::kStateNames[static_cast<int>(state)];
+}
 
 bool IsTerminal(JobState state) {
   return state == JobState::kSucceeded || state == JobState::kFailed ||

@@ -15,8 +15,7 @@ namespace vlmd::jobs {
 std::string ProgressToJson(const api::JobStatus& status);
 // Fills the progress fields of `status` from ProgressToJson's text. `source` names the row in
 // errors.
-Status ProgressFromJson(const std::string& text, const std::string& source,
-                        api::JobStatus* status);
+Status ProgressFromJson(const std::string& text, const std::string& source, api::JobStatus* status);
 
 // An event payload: the message plus a full snapshot of the status without the spec.
 std::string EventPayloadToJson(const std::string& message, const api::JobStatus& status);

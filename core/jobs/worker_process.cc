@@ -92,8 +92,8 @@ std::vector<std::string> WorkerEnvironment(const LaunchOptions& options) {
 StatusOr<WorkerProcess> LaunchWorker(const LaunchOptions& options) {
   int log_fd = open(options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (log_fd < 0) {
-    return absl::InternalError(absl::StrCat("cannot open ", options.log_path, ": ",
-                                            strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("cannot open ", options.log_path, ": ", strerror(errno)));
   }
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) {
@@ -118,8 +118,8 @@ StatusOr<WorkerProcess> LaunchWorker(const LaunchOptions& options) {
   close(log_fd);
   if (rc != 0) {
     close(out[0]);
-    return absl::FailedPreconditionError(absl::StrCat("cannot start worker ", options.binary,
-                                                      ": ", strerror(rc)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot start worker ", options.binary, ": ", strerror(rc)));
   }
   return WorkerProcess{pid, out[0]};
 }

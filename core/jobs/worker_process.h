@@ -12,10 +12,10 @@ namespace vlmd::jobs {
 
 // What to start.
 struct LaunchOptions {
-  std::string binary;        // the vlmd executable (or a test worker)
-  std::string job_dir;       // passed as `train --job <job_dir>`
-  std::vector<int> gpus;     // CUDA_VISIBLE_DEVICES; empty = "" (no GPU visible)
-  std::string log_path;      // stderr is appended here
+  std::string binary;     // the vlmd executable (or a test worker)
+  std::string job_dir;    // passed as `train --job <job_dir>`
+  std::vector<int> gpus;  // CUDA_VISIBLE_DEVICES; empty = "" (no GPU visible)
+  std::string log_path;   // stderr is appended here
   std::vector<std::pair<std::string, std::string>> extra_env;  // set after the defaults
 };
 

@@ -54,8 +54,8 @@ NewEvent ApplyWorkerReport(const WorkerReport& r, JobStatus* s) {
       s->elapsed_s = r.elapsed_s;
       s->remaining_s = r.remaining_s;
       event.type = JobEvent::Type::kTrainMetrics;
-      event.message = absl::StrCat("step ", r.step, "/", s->max_steps, " ",
-                                   FormatMetrics(r.metrics));
+      event.message =
+          absl::StrCat("step ", r.step, "/", s->max_steps, " ", FormatMetrics(r.metrics));
       break;
     case WorkerReport::Kind::kEval:
       s->eval_metrics = r.metrics;

@@ -50,8 +50,7 @@ TEST_F(JobManagerTest, SuccessRecordsCheckpointsBestAndRegistersTheAdapter) {
   // A CPU job sees no GPU; the multicast switches are always set.
   std::vector<std::string> attempts = Attempts(s);
   ASSERT_EQ(attempts.size(), 1u);
-  EXPECT_EQ(attempts[0],
-            "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1 fds=0");
+  EXPECT_EQ(attempts[0], "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1 fds=0");
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "worker.log")));
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "job.json")));
 }
@@ -85,8 +84,8 @@ TEST_F(JobManagerTest, SigkilledWorkerResumesFromLastCheckpoint) {
 
 TEST_F(JobManagerTest, FailsAfterMaxAttemptsWithReason) {
   StartManager();
-  Plan("doomed", {{"steps", 5}, {"crash_attempts", {1, 2, 3}}, {"crash_step", 1},
-                  {"crash_how", "exit1"}});
+  Plan("doomed",
+       {{"steps", 5}, {"crash_attempts", {1, 2, 3}}, {"crash_step", 1}, {"crash_how", "exit1"}});
   std::string id = Submit(Spec("doomed"));
   JobStatus s = WaitState(id, JobState::kFailed);
   EXPECT_EQ(s.attempts, 3);
@@ -229,7 +228,8 @@ TEST_F(JobManagerTest, CpuJobWithoutCpuSlotsFailsValidation) {
 
 TEST_F(JobManagerTest, DataValidationFailureFailsTheJobBeforeAnyWorker) {
   hooks_.check_data = [](const JobSpec&, const std::atomic<bool>&) -> StatusOr<DataCheckResult> {
-    return absl::InvalidArgumentError("/data/train.jsonl:17: \"images\" must be a list (3 bad lines)");
+    return absl::InvalidArgumentError(
+        "/data/train.jsonl:17: \"images\" must be a list (3 bad lines)");
   };
   StartManager();
   JobStatus s = WaitState(Submit(Spec("baddata")), JobState::kFailed);
@@ -251,12 +251,10 @@ TEST_F(JobManagerTest, SubmissionErrorsNameTheField) {
   missing.model = JoinPath(root_, "no-such-model");
   EXPECT_EQ(manager_->StartSftJob(missing).status().code(), absl::StatusCode::kNotFound);
   JobSpec bad_name = Spec("a b");
-  EXPECT_EQ(manager_->StartSftJob(bad_name).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->StartSftJob(bad_name).status().code(), absl::StatusCode::kInvalidArgument);
   Plan("dup", {{"steps", 10000}});
   std::string dup = Submit(Spec("dup"));
-  EXPECT_EQ(manager_->StartSftJob(Spec("dup")).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(manager_->StartSftJob(Spec("dup")).status().code(), absl::StatusCode::kAlreadyExists);
   ASSERT_TRUE(manager_->CancelJob(dup).ok());
 }
 

@@ -16,8 +16,7 @@ using api::JobStatus;
 
 // Watches job `id` from `from_seq` until its terminal state event (or 10 s) and returns the
 // events received.
-std::vector<JobEvent> Collect(api::JobService* service, const std::string& id,
-                              int64_t from_seq) {
+std::vector<JobEvent> Collect(api::JobService* service, const std::string& id, int64_t from_seq) {
   std::vector<JobEvent> events;
   std::mutex mu;
   std::atomic<bool> done{false};
@@ -113,8 +112,8 @@ TEST_F(JobManagerTest, RestartWithStopWorkersRequeuesWithoutUsingAnAttempt) {
 TEST_F(JobManagerTest, RestartValidatesAgainAJobCaughtValidating) {
   std::atomic<int> calls{0};
   std::atomic<bool> block{true};
-  hooks_.check_data = [&](const JobSpec&, const std::atomic<bool>& stop)
-      -> StatusOr<DataCheckResult> {
+  hooks_.check_data = [&](const JobSpec&,
+                          const std::atomic<bool>& stop) -> StatusOr<DataCheckResult> {
     ++calls;
     while (block && !stop) usleep(5000);
     if (stop) return absl::CancelledError("shutting down");
@@ -188,9 +187,7 @@ TEST_F(JobManagerTest, WatchReplaysFromASeqThenStreamsLive) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   stopper->reset();
   EXPECT_EQ(seen, 3);
-  EXPECT_EQ(manager_->WatchJob("sft-none", 0, [](const JobEvent&) { return true; })
-                .status()
-                .code(),
+  EXPECT_EQ(manager_->WatchJob("sft-none", 0, [](const JobEvent&) { return true; }).status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -230,8 +227,7 @@ TEST_F(JobManagerTest, MergeResolvesJobCheckpointsAndChecksPaths) {
   EXPECT_EQ(manager_->MergeLora(request).status().code(), absl::StatusCode::kNotFound);
   request.checkpoint = "last";
   request.output_dir = "/etc/merged";
-  EXPECT_EQ(manager_->MergeLora(request).status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(manager_->MergeLora(request).status().code(), absl::StatusCode::kPermissionDenied);
   request.output_dir = s.job_dir;  // exists and is not empty
   EXPECT_EQ(manager_->MergeLora(request).status().code(), absl::StatusCode::kAlreadyExists);
   api::MergeRequest by_dir;

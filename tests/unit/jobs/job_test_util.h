@@ -125,12 +125,13 @@ class JobManagerTest : public ::testing::Test {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    ADD_FAILURE() << "gave up waiting on job " << id << " (state "
-                  << api::JobStateName(last.state) << ", reason: " << last.reason << ")";
+    ADD_FAILURE() << "gave up waiting on job " << id << " (state " << api::JobStateName(last.state)
+                  << ", reason: " << last.reason << ")";
     return last;
   }
   api::JobStatus WaitState(const std::string& id, api::JobState state, double seconds = 20) {
-    return WaitFor(id, [state](const api::JobStatus& s) { return s.state == state; }, seconds);
+    return WaitFor(
+        id, [state](const api::JobStatus& s) { return s.state == state; }, seconds);
   }
 
   // Lines of <job_dir>/attempts.txt written by the test worker.

@@ -61,8 +61,8 @@ TEST(SchedulerTest, JobLargerThanThePoolIsSkippedAndReservesNothing) {
 }
 
 TEST(SchedulerTest, CpuSlotsAreSeparateFromGpus) {
-  std::vector<QueuedJob> queue = {{"gpu-big", 2, 0, 1}, {"cpu1", 0, 0, 2}, {"cpu2", 0, 0, 3},
-                                  {"cpu3", 0, 0, 4}};
+  std::vector<QueuedJob> queue = {
+      {"gpu-big", 2, 0, 1}, {"cpu1", 0, 0, 2}, {"cpu2", 0, 0, 3}, {"cpu3", 0, 0, 4}};
   auto placed = Schedule(queue, Free({0}, 2, 2));
   // The waiting GPU job holds back no CPU job; two CPU slots take two CPU jobs in FIFO order.
   EXPECT_EQ(Ids(placed), (std::vector<std::string>{"cpu1", "cpu2"}));

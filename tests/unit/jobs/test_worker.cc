@@ -43,9 +43,7 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
-void WriteAll(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void WriteAll(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -84,10 +82,16 @@ void SaveCheckpoint(const std::string& dir, int64_t step, int64_t max_steps) {
   WriteAll(ckpt + "/adapter_model.safetensors", "test");
   double eval_loss = 1.0 / static_cast<double>(step);  // improves: the newest is the best
   Emit({{"type", "eval"}, {"step", step}, {"eval_loss", eval_loss}, {"eval_acc", 0.5}});
-  json state = {{"version", 1}, {"global_step", step}, {"max_steps", max_steps},
-                {"best_model_checkpoint", ckpt}, {"best_metric", eval_loss}};
+  json state = {{"version", 1},
+                {"global_step", step},
+                {"max_steps", max_steps},
+                {"best_model_checkpoint", ckpt},
+                {"best_metric", eval_loss}};
   WriteAll(ckpt + "/trainer_state.json", state.dump());  // last: marks the checkpoint complete
-  Emit({{"type", "checkpoint"}, {"step", step}, {"path", ckpt}, {"best", true},
+  Emit({{"type", "checkpoint"},
+        {"step", step},
+        {"path", ckpt},
+        {"best", true},
         {"metrics", {{"eval_loss", eval_loss}}}});
 }
 
@@ -145,13 +149,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (step == plan.value("oom_step", int64_t{0})) {
-      Emit({{"type", "state"}, {"state", "FAILED"},
+      Emit({{"type", "state"},
+            {"state", "FAILED"},
             {"message", "CUDA out of memory at step " + std::to_string(step) +
                             " (batch_size 1, max_pixels 1003520)"}});
       return 4;
     }
-    Emit({{"type", "train"}, {"step", step}, {"max_steps", steps}, {"epoch", 0.1 * step},
-          {"loss", 2.0 / step}, {"learning_rate", 1e-4}, {"samples_per_second", 16.0}});
+    Emit({{"type", "train"},
+          {"step", step},
+          {"max_steps", steps},
+          {"epoch", 0.1 * step},
+          {"loss", 2.0 / step},
+          {"learning_rate", 1e-4},
+          {"samples_per_second", 16.0}});
     if (step % spec->save_steps == 0 || step == steps) SaveCheckpoint(dir, step, steps);
     if (g_stop) {
       Emit({{"type", "state"}, {"state", "CANCELLED"}, {"message", "stopped by SIGTERM"}});
