@@ -122,6 +122,12 @@ Status JobManager::Recover() {
       case JobState::kRunning:
         RecoverRunning(job);
         break;
+      case JobState::kQueued:
+        if (Status fits = CheckResources(job.record.status.spec); !fits.ok()) {
+          SetState(job, JobState::kFailed, std::string(fits.message()),
+                   absl::StrCat("the server's configuration changed: ", fits.message()));
+        }
+        break;
       default:
         break;
     }
@@ -174,6 +180,11 @@ void JobManager::SetState(Job& job, JobState state, const std::string& message,
   control_cv_.notify_all();
 }
 
+void JobManager::SignalWorkerLocked(Job& job, int sig) {
+  if (job.exited || job.record.pid <= 0) return;
+  SignalGroup(job.record.pid, sig);
+}
+
 JobManager::Job* JobManager::FindLocked(const std::string& id) {
   auto it = jobs_.find(id);
   return it == jobs_.end() ? nullptr : &it->second;
@@ -222,7 +233,7 @@ StatusOr<JobStatus> JobManager::CancelJob(const std::string& id) {
   if (!job->cancel_requested) {
     job->cancel_requested = true;
     if (!job->foreign) {
-      SignalGroup(job->record.pid, SIGTERM);
+      SignalWorkerLocked(*job, SIGTERM);
       job->kill_at = std::chrono::steady_clock::now() + hooks_.stop_grace;
     }
     NewEvent event{api::JobEvent::Type::kLog,
@@ -260,7 +271,7 @@ void JobManager::WaitForWorkersToStop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (auto& [id, job] : jobs_) {
     if (job.record.status.state != JobState::kRunning || job.record.pid <= 0) continue;
-    if (!job.foreign) SignalGroup(job.record.pid, SIGTERM);
+    if (!job.foreign) SignalWorkerLocked(job, SIGTERM);
     if (job.kill_at == std::chrono::steady_clock::time_point{}) {
       job.kill_at = std::chrono::steady_clock::now() + hooks_.stop_grace;
     }

@@ -82,9 +82,14 @@ class JobManager : public api::JobService {
     JobRecord record;
     std::unique_ptr<WorkerMonitor> monitor;  // while our child runs
     bool cancel_requested = false;
-    bool foreign = false;                             // a worker left by a previous server process
-    std::chrono::steady_clock::time_point kill_at{};  // SIGKILL deadline after SIGTERM
-    std::string worker_failure;  // message of the worker's last FAILED state line
+    // A worker left by a previous server process (not our child: polled, not reaped).
+    bool foreign = false;
+    // Reaped, exit not handled yet: its pid may already belong to another process.
+    bool exited = false;
+    // SIGKILL deadline after SIGTERM (cancel, shutdown, recovery); zero when none.
+    std::chrono::steady_clock::time_point kill_at{};
+    // Message of the worker's last FAILED state line (e.g. the out-of-memory report).
+    std::string worker_failure;
   };
   struct Exit {
     std::string id;
@@ -121,6 +126,8 @@ class JobManager : public api::JobService {
                 const std::string& reason);
   Job* FindLocked(const std::string& id);
   const Job* FindLocked(const std::string& id) const;
+  // Signals the job's worker process group unless the worker was already reaped.
+  void SignalWorkerLocked(Job& job, int sig);
 
   // Submission (job_submit.cc).
   Status ResolveSpec(JobSpec* spec) const;

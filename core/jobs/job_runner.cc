@@ -154,6 +154,7 @@ void JobManager::OnWorkerLine(const std::string& id, const std::string& line) {
 
 void JobManager::OnWorkerExit(const std::string& id, int pid, int wait_status) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (Job* job = FindLocked(id); job != nullptr && job->record.pid == pid) job->exited = true;
   exits_.push_back({id, pid, wait_status, "worker lost (it was not our child)"});
   control_cv_.notify_all();
 }
@@ -170,6 +171,7 @@ void JobManager::HandleExitLocked(std::unique_lock<std::mutex>& lock, const Exit
   lock.lock();
   job->record.pid = 0;
   job->foreign = false;
+  job->exited = false;
   const int st = exit.wait_status;
   const bool exited = st != -1 && WIFEXITED(st);
   const int code = exited ? WEXITSTATUS(st) : -1;
@@ -200,6 +202,11 @@ void JobManager::HandleExitLocked(std::unique_lock<std::mutex>& lock, const Exit
 void JobManager::RequeueLocked(Job& job, const std::string& message) {
   job.record.status.gpus.clear();
   job.record.pid = 0;
+  if (Status fits = CheckResources(job.record.status.spec); !fits.ok()) {
+    SetState(job, JobState::kFailed, std::string(fits.message()),
+             absl::StrCat(message, ", but the server's configuration changed: ", fits.message()));
+    return;
+  }
   SetState(job, JobState::kQueued, message, "");
 }
 
@@ -268,7 +275,7 @@ void JobManager::CheckDeadlinesLocked() {
     if (job.kill_at != Clock::time_point{} && now >= job.kill_at) {
       VLMD_LOG(Warning) << "job " << id << ": worker pid " << job.record.pid
                         << " did not stop in time; sending SIGKILL";
-      SignalGroup(job.record.pid, SIGKILL);
+      SignalWorkerLocked(job, SIGKILL);
       job.kill_at = now + hooks_.stop_grace;
     }
   }

@@ -131,6 +131,34 @@ TEST_F(JobManagerTest, RestartValidatesAgainAJobCaughtValidating) {
   EXPECT_EQ(s.skipped_samples, 2);
 }
 
+TEST_F(JobManagerTest, RestartWithASmallerPoolFailsJobsThatNoLongerFit) {
+  config_.training_gpus = {0, 1};
+  StartManager();
+  Plan("wide", {{"steps", 10000}});
+  std::string running = Submit(Spec("wide", 2));
+  WaitState(running, JobState::kRunning);
+  std::string queued = Submit(Spec("wide2", 2));
+  WaitState(queued, JobState::kQueued);
+  int pid = 0;
+  {
+    auto store = JobStore::Open(JoinPath(config_.state_dir, "jobs.db"));
+    ASSERT_TRUE(store.ok());
+    auto records = (*store)->LoadAll();
+    ASSERT_TRUE(records.ok());
+    for (const JobRecord& r : *records) pid = r.status.id == running ? r.pid : pid;
+  }
+  manager_.reset();
+  ASSERT_GT(pid, 0);
+  kill(-pid, SIGKILL);
+  for (int i = 0; i < 100 && ProcessAlive(pid); ++i) usleep(20000);
+  config_.training_gpus = {1};
+  StartManager();
+  JobStatus q = WaitState(queued, JobState::kFailed);
+  EXPECT_TRUE(absl::StrContains(q.reason, "configuration changed")) << q.reason;
+  JobStatus r = WaitState(running, JobState::kFailed);
+  EXPECT_TRUE(absl::StrContains(r.reason, "training pool has 1 (GPUs 1)")) << r.reason;
+}
+
 TEST_F(JobManagerTest, StateDirectoryIsLockedAgainstASecondServer) {
   StartManager();
   auto second = JobManager::Create(config_, nullptr, hooks_);
