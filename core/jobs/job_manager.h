@@ -33,6 +33,7 @@
 #include "core/api/jobs.h"
 #include "core/jobs/job_store.h"
 #include "core/jobs/worker_monitor.h"
+#include "core/jobs/worker_process.h"
 #include "core/jobs/worker_report.h"
 #include "core/train/merge.h"
 
@@ -141,9 +142,14 @@ class JobManager : public api::JobService {
   void ControlLoop();
   void ScheduleLocked();
   void LaunchLocked(Job& job, const std::vector<int>& gpus);
+  // Writes job.json (with the resume point) and starts the worker process.
+  StatusOr<WorkerProcess> SpawnLocked(Job& job, const std::vector<int>& gpus,
+                                      const std::string& where);
   void OnWorkerLine(const std::string& id, const std::string& line);
   void OnWorkerExit(const std::string& id, int pid, int wait_status);
   void HandleExitLocked(std::unique_lock<std::mutex>& lock, const Exit& exit);
+  // Succeeds, cancels, fails, requeues or restarts `job` after its worker ended.
+  void DecideAfterExitLocked(std::unique_lock<std::mutex>& lock, Job& job, const Exit& exit);
   void RetryOrFailLocked(Job& job, const std::string& what);
   void RequeueLocked(Job& job, const std::string& message);
   void SucceedLocked(std::unique_lock<std::mutex>& lock, Job& job);

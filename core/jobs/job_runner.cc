@@ -101,21 +101,22 @@ void JobManager::ScheduleLocked() {
   }
 }
 
-void JobManager::LaunchLocked(Job& job, const std::vector<int>& gpus) {
+StatusOr<WorkerProcess> JobManager::SpawnLocked(Job& job, const std::vector<int>& gpus,
+                                                const std::string& where) {
   JobStatus& s = job.record.status;
   std::string checkpoint = LastCompleteCheckpoint(s.job_dir);
   if (!checkpoint.empty()) s.spec.resume_from_checkpoint = checkpoint;
   s.spec.output_dir = s.job_dir;
-  std::string where = gpus.empty() ? "the CPU" : absl::StrCat("GPUs ", GpuList(gpus));
-  Status written = WriteFileAtomic(JoinPath(s.job_dir, "job.json"), s.spec.ToJson());
-  StatusOr<WorkerProcess> worker = absl::UnknownError("not started");
-  if (!written.ok()) {
-    worker = written;
-  } else {
-    AppendToLog(LogPath(s), absl::StrCat("==== ", UtcNow(), " vlmd: attempt ", s.attempts + 1,
-                                         " on ", where, " ===="));
-    worker = LaunchWorker({config_.worker_binary, s.job_dir, gpus, LogPath(s), {}});
-  }
+  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(s.job_dir, "job.json"), s.spec.ToJson()));
+  AppendToLog(LogPath(s), absl::StrCat("==== ", UtcNow(), " vlmd: attempt ", s.attempts + 1, " on ",
+                                       where, " ===="));
+  return LaunchWorker({config_.worker_binary, s.job_dir, gpus, LogPath(s), {}});
+}
+
+void JobManager::LaunchLocked(Job& job, const std::vector<int>& gpus) {
+  JobStatus& s = job.record.status;
+  const std::string where = gpus.empty() ? "the CPU" : absl::StrCat("GPUs ", GpuList(gpus));
+  StatusOr<WorkerProcess> worker = SpawnLocked(job, gpus, where);
   if (!worker.ok()) {
     SetState(job, JobState::kFailed, std::string(worker.status().message()),
              absl::StrCat("could not start the worker: ", worker.status().message()));
@@ -172,30 +173,35 @@ void JobManager::HandleExitLocked(std::unique_lock<std::mutex>& lock, const Exit
   job->record.pid = 0;
   job->foreign = false;
   job->exited = false;
+  DecideAfterExitLocked(lock, *job, exit);
+}
+
+void JobManager::DecideAfterExitLocked(std::unique_lock<std::mutex>& lock, Job& job,
+                                       const Exit& exit) {
   const int st = exit.wait_status;
   const bool exited = st != -1 && WIFEXITED(st);
   const int code = exited ? WEXITSTATUS(st) : -1;
   const std::string what = st == -1 ? exit.what : DescribeWaitStatus(st);
   if (exited && code == api::kWorkerOk) {
-    SucceedLocked(lock, *job);
+    SucceedLocked(lock, job);
   } else if (exited && code == api::kWorkerCancelled &&
-             (job->cancel_requested || !stopping_workers_)) {
-    SetState(*job, JobState::kCancelled, "the worker stopped after its current step",
-             job->cancel_requested ? "cancelled by request" : "the worker cancelled the job");
+             (job.cancel_requested || !stopping_workers_)) {
+    SetState(job, JobState::kCancelled, "the worker stopped after its current step",
+             job.cancel_requested ? "cancelled by request" : "the worker cancelled the job");
   } else if (exited && code == api::kWorkerOutOfMemory) {
-    std::string detail = job->worker_failure.empty() ? "out of memory" : job->worker_failure;
-    SetState(*job, JobState::kFailed, detail,
+    std::string detail = job.worker_failure.empty() ? "out of memory" : job.worker_failure;
+    SetState(job, JobState::kFailed, detail,
              absl::StrCat(detail,
                           " (exit code 4; not retried: lower batch_size, max_length or "
                           "max_pixels, or give the job more GPU memory)"));
-  } else if (job->cancel_requested) {
-    SetState(*job, JobState::kCancelled, what,
+  } else if (job.cancel_requested) {
+    SetState(job, JobState::kCancelled, what,
              absl::StrCat("cancelled by request; the worker ", what));
   } else if (stopping_workers_) {
-    RequeueLocked(*job, absl::StrCat("server shutting down (worker ", what,
-                                     "); the job continues from its last checkpoint"));
+    RequeueLocked(job, absl::StrCat("server shutting down (worker ", what,
+                                    "); the job continues from its last checkpoint"));
   } else {
-    RetryOrFailLocked(*job, what);
+    RetryOrFailLocked(job, what);
   }
 }
 
