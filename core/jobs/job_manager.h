@@ -15,6 +15,11 @@
 // not our child, so its exit code would be lost): it gets SIGTERM (SIGKILL after the grace),
 // keeps its GPUs until it is gone, and the job then resumes from its last checkpoint like
 // after a crash. That loses at most save_steps of work and never runs two workers of a job.
+// A worker that ended while no server ran leaves no exit code: if its own progress.jsonl ends
+// with a SUCCEEDED state line, the job succeeds without another attempt.
+//
+// Shutdown(stop_workers=true) sends SIGTERM and requeues the stopped jobs (no attempt used);
+// they continue from their last checkpoint when a server starts on the state directory.
 #pragma once
 
 #include <chrono>

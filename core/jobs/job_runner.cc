@@ -182,7 +182,11 @@ void JobManager::DecideAfterExitLocked(std::unique_lock<std::mutex>& lock, Job& 
   const bool exited = st != -1 && WIFEXITED(st);
   const int code = exited ? WEXITSTATUS(st) : -1;
   const std::string what = st == -1 ? exit.what : DescribeWaitStatus(st);
-  if (exited && code == api::kWorkerOk) {
+  // A worker that was not our child (left by the previous server) leaves no exit code; its
+  // own progress.jsonl says whether it finished.
+  const bool finished_unseen = st == -1 && LastLoggedWorkerState(job.record.status.job_dir) ==
+                                               api::JobStateName(JobState::kSucceeded);
+  if ((exited && code == api::kWorkerOk) || finished_unseen) {
     SucceedLocked(lock, job);
   } else if (exited && code == api::kWorkerCancelled &&
              (job.cancel_requested || !stopping_workers_)) {
@@ -245,11 +249,17 @@ void JobManager::RetryOrFailLocked(Job& job, const std::string& what) {
 
 void JobManager::SucceedLocked(std::unique_lock<std::mutex>& lock, Job& job) {
   JobStatus& s = job.record.status;
-  if (s.best_checkpoint.empty() || !PathExists(s.best_checkpoint)) {
-    std::string last = LastCompleteCheckpoint(s.job_dir);
-    std::string best = BestCheckpointFromState(last);
-    s.best_checkpoint = !best.empty() && PathExists(best) ? best : last;
+  // The worker's last trainer_state.json is authoritative (it also covers progress that no
+  // server saw); the checkpoint events are the fallback.
+  const std::string last = LastCompleteCheckpoint(s.job_dir);
+  const TrainerStateInfo state = ReadTrainerState(last);
+  if (!state.best_checkpoint.empty() && PathExists(state.best_checkpoint)) {
+    s.best_checkpoint = state.best_checkpoint;
+  } else if (s.best_checkpoint.empty() || !PathExists(s.best_checkpoint)) {
+    s.best_checkpoint = last;
   }
+  s.step = std::max(s.step, state.global_step);
+  s.max_steps = std::max(s.max_steps, state.max_steps);
   for (api::CheckpointInfo& c : s.checkpoints) c.best = c.path == s.best_checkpoint;
   JobStatus snapshot = s;
   lock.unlock();

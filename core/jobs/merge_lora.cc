@@ -74,7 +74,7 @@ StatusOr<std::string> JobManager::CheckpointOfJob(const std::string& job_id,
   std::string dir;
   if (which.empty() || which == "best") {
     dir = job.best_checkpoint;
-    if (dir.empty()) dir = BestCheckpointFromState(LastCompleteCheckpoint(job.job_dir));
+    if (dir.empty()) dir = ReadTrainerState(LastCompleteCheckpoint(job.job_dir)).best_checkpoint;
   } else if (which == "last") {
     dir = LastCompleteCheckpoint(job.job_dir);
   } else {

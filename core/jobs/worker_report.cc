@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -101,15 +102,44 @@ std::string LastCompleteCheckpoint(const std::string& job_dir) {
   return best;
 }
 
-std::string BestCheckpointFromState(const std::string& checkpoint_dir) {
-  StatusOr<std::string> text = ReadFile(JoinPath(checkpoint_dir, "trainer_state.json"));
-  if (!text.ok()) return "";
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (!j.is_object() || !j.contains("best_model_checkpoint") ||
-      !j["best_model_checkpoint"].is_string()) {
-    return "";
+std::string LastLoggedWorkerState(const std::string& job_dir) {
+  constexpr long kTail = 1 << 16;
+  FILE* f = std::fopen(JoinPath(job_dir, "progress.jsonl").c_str(), "rb");
+  if (f == nullptr) return "";
+  std::fseek(f, 0, SEEK_END);
+  long size = std::ftell(f);
+  long start = size > kTail ? size - kTail : 0;
+  std::string tail(static_cast<size_t>(size - start), '\0');
+  std::fseek(f, start, SEEK_SET);
+  tail.resize(std::fread(tail.data(), 1, tail.size(), f));
+  std::fclose(f);
+  std::string state;
+  size_t pos = 0;
+  while (pos < tail.size()) {
+    size_t nl = tail.find('\n', pos);
+    if (nl == std::string::npos) nl = tail.size();
+    WorkerReport r = ParseWorkerLine(tail.substr(pos, nl - pos));
+    if (r.kind == WorkerReport::Kind::kState) state = r.state;
+    pos = nl + 1;
   }
-  return j["best_model_checkpoint"].get<std::string>();
+  return state;
+}
+
+TrainerStateInfo ReadTrainerState(const std::string& checkpoint_dir) {
+  TrainerStateInfo info;
+  StatusOr<std::string> text = ReadFile(JoinPath(checkpoint_dir, "trainer_state.json"));
+  if (!text.ok()) return info;
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return info;
+  auto number = [&](const char* key) {
+    return j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>() : 0;
+  };
+  info.global_step = number("global_step");
+  info.max_steps = number("max_steps");
+  if (j.contains("best_model_checkpoint") && j["best_model_checkpoint"].is_string()) {
+    info.best_checkpoint = j["best_model_checkpoint"].get<std::string>();
+  }
+  return info;
 }
 
 }  // namespace vlmd::jobs

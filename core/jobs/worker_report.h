@@ -37,7 +37,15 @@ NewEvent ApplyWorkerReport(const WorkerReport& report, api::JobStatus* status);
 // The newest checkpoint-N/ under `job_dir` that holds trainer_state.json (written last, so
 // its presence marks a complete checkpoint); "" when none.
 std::string LastCompleteCheckpoint(const std::string& job_dir);
-// The best checkpoint recorded in `checkpoint_dir`/trainer_state.json ("" when unknown).
-std::string BestCheckpointFromState(const std::string& checkpoint_dir);
+// The state of the last `state` line in <job_dir>/progress.jsonl (the worker's own copy of
+// its progress lines), "" when there is none. Tells what became of a worker that ended while
+// no server was reading its stdout.
+std::string LastLoggedWorkerState(const std::string& job_dir);
+// What `checkpoint_dir`/trainer_state.json records (zero/empty when unreadable).
+struct TrainerStateInfo {
+  int64_t global_step = 0, max_steps = 0;
+  std::string best_checkpoint;  // best_model_checkpoint
+};
+TrainerStateInfo ReadTrainerState(const std::string& checkpoint_dir);
 
 }  // namespace vlmd::jobs

@@ -93,6 +93,24 @@ TEST_F(JobManagerTest, RestartStopsAWorkerLeftRunningAndResumesIt) {
   EXPECT_TRUE(stopped);
 }
 
+TEST_F(JobManagerTest, WorkerThatFinishedWhileNoServerRanCountsAsSucceeded) {
+  StartManager();
+  Plan("unseen", {{"steps", 12}, {"step_ms", 40}, {"ignore_sigpipe", true}});
+  std::string id = Submit(Spec("unseen"));
+  JobStatus before = WaitFor(id, [](const JobStatus& s) { return s.step >= 2; });
+  manager_.reset();
+  // The worker goes on without a reader and finishes (its progress.jsonl says so).
+  for (int i = 0; i < 500 && LastLoggedWorkerState(before.job_dir) != "SUCCEEDED"; ++i) {
+    usleep(10000);
+  }
+  ASSERT_EQ(LastLoggedWorkerState(before.job_dir), "SUCCEEDED");
+  StartManager();
+  JobStatus s = WaitState(id, JobState::kSucceeded);
+  EXPECT_EQ(s.attempts, 1);
+  EXPECT_EQ(s.best_checkpoint, JoinPath(s.job_dir, "checkpoint-12"));
+  EXPECT_EQ(Attempts(s).size(), 1u);
+}
+
 TEST_F(JobManagerTest, RestartWithStopWorkersRequeuesWithoutUsingAnAttempt) {
   StartManager();
   Plan("stopped", {{"steps", 12}, {"step_ms", 40}});

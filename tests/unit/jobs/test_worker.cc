@@ -1,6 +1,7 @@
 // A stand-in for `vlmd train --job DIR` used by the job-system unit tests. It is a real
 // process that the real launcher, monitor, retry and recovery code start, read, signal and
-// reap; it trains nothing. It speaks the worker's protocol: progress lines (JSON) on stdout,
+// reap; it trains nothing. It speaks the worker's protocol: progress lines (JSON) on stdout
+// (and appended to DIR/progress.jsonl),
 // logs on stderr, checkpoint-N/ directories with trainer_state.json written last, resume from
 // job.json's resume_from_checkpoint, exit 0 on success, 3 after SIGTERM (cancelled), 4 with a
 // FAILED state line on (simulated) out of memory, 1 with a FAILED state line on other errors.
@@ -51,9 +52,12 @@ int64_t NowMs() {
       .count();
 }
 
+std::string g_progress_path;  // <job dir>/progress.jsonl: a copy of every progress line
+
 void Emit(const json& line) {
   std::printf("%s\n", line.dump().c_str());
   std::fflush(stdout);
+  std::ofstream(g_progress_path, std::ios::app) << line.dump() << "\n";
 }
 
 void Timeline(const std::string& what, const std::string& name) {
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[3];
+  g_progress_path = dir + "/progress.jsonl";
   auto spec = vlmd::JobSpec::FromJson(ReadAll(dir + "/job.json"), dir + "/job.json");
   if (!spec.ok()) {
     Emit({{"type", "state"}, {"state", "FAILED"}, {"message", spec.status().ToString()}});
