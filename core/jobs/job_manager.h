@@ -96,6 +96,9 @@ class JobManager : public api::JobService {
     std::chrono::steady_clock::time_point kill_at{};
     // Message of the worker's last FAILED state line (e.g. the out-of-memory report).
     std::string worker_failure;
+    // Stray (non-protocol) stdout lines of the current attempt; only the first ones become
+    // events, all go to worker.log.
+    int64_t raw_lines = 0;
   };
   struct Exit {
     std::string id;
@@ -170,6 +173,7 @@ class JobManager : public api::JobService {
 
   // Watches (job_watch.cc).
   void WatchLoop(const std::shared_ptr<WatchState>& state);
+  static bool Deliver(WatchState& state, const api::JobEvent& event);
   void NotifyWatchers();
   void StopWatches();
   void CheckDeadlinesLocked();

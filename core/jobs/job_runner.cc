@@ -21,6 +21,7 @@ using api::JobStatus;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kLogTailLines = 20;
+constexpr int64_t kMaxRawLineEvents = 1000;  // per attempt; a chatty worker cannot flood the db
 
 std::string LogPath(const JobStatus& s) { return JoinPath(s.job_dir, "worker.log"); }
 
@@ -127,6 +128,7 @@ void JobManager::LaunchLocked(Job& job, const std::vector<int>& gpus) {
   if (s.started_unix == 0) s.started_unix = std::time(nullptr);
   job.record.pid = worker->pid;
   job.worker_failure.clear();
+  job.raw_lines = 0;
   job.kill_at = {};
   const std::string id = s.id;
   const int pid = worker->pid;
@@ -148,6 +150,13 @@ void JobManager::OnWorkerLine(const std::string& id, const std::string& line) {
   if (job == nullptr || job->record.status.state != JobState::kRunning) return;
   if (report.kind == WorkerReport::Kind::kState && report.state == "FAILED") {
     job->worker_failure = report.message;
+  }
+  if (report.raw) {
+    AppendToLog(LogPath(job->record.status), absl::StrCat("stdout: ", line));
+    if (++job->raw_lines > kMaxRawLineEvents) return;
+    if (job->raw_lines == kMaxRawLineEvents) {
+      report.message = absl::StrCat(report.message, " (further stray stdout lines: worker.log)");
+    }
   }
   NewEvent event = ApplyWorkerReport(report, &job->record.status);
   Persist(*job, &event);

@@ -13,6 +13,16 @@ constexpr int kBatch = 256;
 
 }  // namespace
 
+// Calls the watcher's callback; an exception from it ends the watch instead of the process.
+bool JobManager::Deliver(WatchState& state, const api::JobEvent& event) {
+  try {
+    return state.on_event(event);
+  } catch (...) {
+    VLMD_LOG(Error) << "watch of job " << state.id << ": the callback threw; watch ended";
+    return false;
+  }
+}
+
 class JobManager::WatchImpl : public api::JobService::Watch {
  public:
   WatchImpl(std::shared_ptr<EventBus> bus, std::shared_ptr<WatchState> state)
@@ -89,7 +99,7 @@ void JobManager::WatchLoop(const std::shared_ptr<WatchState>& state) {
     for (const api::JobEvent& event : *events) {
       if (state->stop) break;
       state->last_seq = event.seq;
-      if (!state->on_event(event)) state->stop = true;
+      if (!Deliver(*state, event)) state->stop = true;
     }
     if (state->stop || static_cast<int>(events->size()) == kBatch) continue;
     if (terminal) break;

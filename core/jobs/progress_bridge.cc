@@ -65,6 +65,7 @@ WorkerReport ParseWorkerLine(const std::string& line) {
   WorkerReport raw;
   raw.kind = WorkerReport::Kind::kLog;
   raw.message = line;
+  raw.raw = true;
   if (line.empty() || line[0] != '{') return raw;
   json j = json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string()) {

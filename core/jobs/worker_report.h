@@ -24,6 +24,7 @@ struct WorkerReport {
   bool best = false;    // checkpoint is the best so far
   std::string state;    // kState: the worker's state name (RUNNING, FAILED, ...)
   std::string message;  // kState / kLog text
+  bool raw = false;     // not a protocol line: stray stdout output, kept as kLog text
 };
 
 // Parses one stdout line of a worker. Lines that are not protocol lines come back as kLog

@@ -267,6 +267,26 @@ TEST_F(JobManagerTest, MissingWorkerBinaryFailsTheJobWithTheReason) {
   EXPECT_TRUE(Contains(s.reason, "No such file or directory")) << s.reason;
 }
 
+TEST_F(JobManagerTest, StrayStdoutLinesGoToTheLogAndOnlyTheFirstOnesBecomeEvents) {
+  StartManager();
+  Plan("chatty", {{"steps", 1}, {"stray_lines", 1500}});
+  std::string id = Submit(Spec("chatty"));
+  JobStatus s = WaitState(id, JobState::kSucceeded);
+  std::string log = *ReadFile(JoinPath(s.job_dir, "worker.log"));
+  EXPECT_TRUE(Contains(log, "stdout: stray output 1499")) << log.substr(0, 200);
+  int64_t stray_events = 0;
+  std::atomic<bool> done{false};
+  auto watch = manager_->WatchJob(id, 0, [&](const api::JobEvent& e) {
+    stray_events += absl::StartsWith(e.message, "stray output");
+    if (e.type == api::JobEvent::Type::kState && api::IsTerminal(e.status.state)) done = true;
+    return true;
+  });
+  ASSERT_TRUE(watch.ok());
+  for (int i = 0; i < 500 && !done; ++i) usleep(10000);
+  watch->reset();
+  EXPECT_EQ(stray_events, 1000);
+}
+
 TEST_F(JobManagerTest, JobDirectoryIsPrivateToTheGroup) {
   StartManager();
   Plan("perm", {{"steps", 1}});

@@ -9,7 +9,8 @@
 //
 // Behaviour per job comes from the JSON file named by VLMD_TEST_PLAN, keyed by job name:
 //   steps (10), step_ms (20), crash_attempts ([]) with crash_step and crash_how
-//   ("sigkill" | "exit1"), oom_step (0 = never), ignore_sigpipe (false), ignore_sigterm (false).
+//   ("sigkill" | "exit1"), oom_step (0 = never), ignore_sigpipe (false), ignore_sigterm (false),
+//   stray_lines (0: non-protocol lines printed on stdout at start).
 // It appends one line per start to DIR/attempts.txt ("attempt=N resume=... cuda=... nvls=...")
 // and "start|end NAME MS" lines to $VLMD_TEST_TIMELINE when set.
 #include <fcntl.h>
@@ -144,6 +145,10 @@ int main(int argc, char** argv) {
   bool crash_now = false;
   for (const json& a : crash_attempts) crash_now = crash_now || a.get<int>() == attempt;
   Emit({{"type", "state"}, {"state", "RUNNING"}, {"max_steps", steps}});
+  for (int i = 0; i < plan.value("stray_lines", 0); ++i) {
+    std::printf("stray output %d\n", i);  // not a protocol line
+  }
+  std::fflush(stdout);
   for (int64_t step = ResumeStep(spec->resume_from_checkpoint) + 1; step <= steps; ++step) {
     std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
     std::fprintf(stderr, "test worker: step %lld\n", static_cast<long long>(step));
