@@ -63,6 +63,17 @@ Status CheckConfig(const api::JobServiceConfig& config) {
   return absl::OkStatus();
 }
 
+// Workers' exit codes are read with waitpid; with SIGCHLD ignored the kernel reaps children
+// itself and every exit would look like a lost worker.
+void EnsureChildrenAreReapable() {
+  struct sigaction current {};
+  if (sigaction(SIGCHLD, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) {
+    VLMD_LOG(Warning) << "SIGCHLD was ignored; restoring the default so that worker exit codes "
+                         "can be read";
+    signal(SIGCHLD, SIG_DFL);
+  }
+}
+
 std::string SelfExe() {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
@@ -81,6 +92,7 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const api::JobServiceCo
   // /proc/<pid>/cmdline after a restart, whatever the working directory.
   ASSIGN_OR_RETURN(effective.state_dir, ResolveUnderRoots(config.state_dir, {"/"}));
   if (effective.worker_binary.empty()) effective.worker_binary = SelfExe();
+  EnsureChildrenAreReapable();
   ASSIGN_OR_RETURN(int lock_fd, LockStateDir(effective.state_dir));
   auto store = JobStore::Open(JoinPath(effective.state_dir, "jobs.db"));
   if (!store.ok()) {
