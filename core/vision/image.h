@@ -27,20 +27,26 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // height*width*3
 };
 
-// Reads width/height (and format) from the header only. INVALID_ARGUMENT for data that is
-// not a PNG/JPEG/BMP/GIF image, naming `what` (e.g. the file name or "image 2").
+// Reads width/height (and format) from the header only (no pixel buffer). INVALID_ARGUMENT
+// for data that is not a PNG/JPEG/BMP/GIF image, naming `what` (e.g. the file name or "image 2").
 struct ImageInfo {
   int width = 0;
   int height = 0;
-  int channels = 0;  // as stored: 1 (L), 2 (LA), 3 (RGB), 4 (RGBA)
-  std::string format;  // "png", "jpeg", "bmp", "gif"
+  int channels = 0;        // as stb reports them: 1 (L), 2 (LA), 3 (RGB), 4 (RGBA; palette+tRNS)
+  bool is_16_bit = false;  // PNG with 16 bits per sample
+  std::string format;      // "png", "jpeg", "bmp", "gif"
 };
 StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what);
 
 // Decodes PNG/JPEG/BMP/GIF (first frame) to RGB. Alpha is dropped (not composited), grey is
 // replicated, palettes are expanded: the same as PIL's convert("RGB"). Refuses images over the
 // limits (checked on the header, before decoding) with INVALID_ARGUMENT naming the size and the
-// limit; corrupt or truncated data gives INVALID_ARGUMENT naming `what`.
+// limit; corrupt or truncated data gives INVALID_ARGUMENT naming `what` (and stb's reason).
+// PNG, BMP and GIF give PIL's bytes exactly, including 16-bit grey (saturated to 255 as PIL's
+// I;16 -> RGB does; 16-bit colour keeps the high byte) and GIF transparency (the transparent
+// index's palette colour). JPEG is decoded by stb_image, not libjpeg-turbo: a few levels off
+// PIL on some pixels. EXIF orientation is not applied. Thread-safe (stb keeps its error text
+// thread-local and we set none of its global flags).
 StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& limits,
                                std::string_view what);
 
@@ -66,6 +72,7 @@ StatusOr<ResizedSize> SmartResize(int height, int width, int factor, int64_t min
 
 // torch's uint8 bicubic resize with antialias=True, align_corners=False (the separable
 // fixed-point Pillow-style resampler; horizontal pass, then vertical). HWC RGB in and out.
+// Equal sizes return a copy; an empty input or a size <= 0 gives an empty image.
 RgbImage ResizeBicubicAntialias(const RgbImage& image, int out_height, int out_width);
 
 // One image ready for the vision tower.
