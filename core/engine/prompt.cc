@@ -9,32 +9,6 @@ namespace {
 
 using json = nlohmann::json;
 
-StatusOr<std::string> LoadImageBytes(const ImageSource& src, size_t index,
-                                     const ImagePolicy& policy) {
-  if (!src.bytes.empty()) return src.bytes;
-  if (src.path.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("image ", index, " has neither bytes nor path"));
-  }
-  std::string path = src.path;
-  if (policy.allowed_roots) {
-    ASSIGN_OR_RETURN(path, ResolveUnderRoots(src.path, *policy.allowed_roots));
-  }
-  if (policy.decode.max_bytes > 0 && PathExists(path) && !IsDirectory(path)) {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (f != nullptr) {
-      std::fseek(f, 0, SEEK_END);
-      long size = std::ftell(f);
-      std::fclose(f);
-      if (size > policy.decode.max_bytes) {
-        return absl::InvalidArgumentError(absl::StrCat(src.Describe(index), " is ", size,
-                                                       " bytes, over the limit of ",
-                                                       policy.decode.max_bytes));
-      }
-    }
-  }
-  return ReadFile(path);
-}
-
 Status ResolvePixelLimits(const PromptInput& input, const PreprocessorConfig& pre,
                           const ImagePolicy& policy, PreprocessOptions* options) {
   options->min_pixels = input.min_pixels.value_or(pre.min_pixels);
@@ -105,6 +79,32 @@ StatusOr<std::vector<int32_t>> TokenizePrompt(const PromptInput& input,
 
 std::string ImageSource::Describe(size_t index) const {
   return path.empty() ? absl::StrCat("image ", index) : absl::StrCat("image ", index, " (", path, ")");
+}
+
+StatusOr<std::string> LoadImageBytes(const ImageSource& src, size_t index,
+                                     const ImagePolicy& policy) {
+  if (!src.bytes.empty()) return src.bytes;
+  if (src.path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("image ", index, " has neither bytes nor path"));
+  }
+  std::string path = src.path;
+  if (policy.allowed_roots) {
+    ASSIGN_OR_RETURN(path, ResolveUnderRoots(src.path, *policy.allowed_roots));
+  }
+  if (policy.decode.max_bytes > 0 && PathExists(path) && !IsDirectory(path)) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (f != nullptr) {
+      std::fseek(f, 0, SEEK_END);
+      long size = std::ftell(f);
+      std::fclose(f);
+      if (size > policy.decode.max_bytes) {
+        return absl::InvalidArgumentError(absl::StrCat(src.Describe(index), " is ", size,
+                                                       " bytes, over the limit of ",
+                                                       policy.decode.max_bytes));
+      }
+    }
+  }
+  return ReadFile(path);
 }
 
 StatusOr<PreparedPrompt> PreparePrompt(const PromptInput& input, const PromptContext& context,
