@@ -1,7 +1,9 @@
 // JobService::Create: the JobManager with the real parts of core plugged in.
 #include "core/api/jobs.h"
+#include "core/base/file_util.h"
 #include "core/jobs/data_check.h"
 #include "core/jobs/job_manager.h"
+#include "core/train/dataset.h"
 #include "core/train/merge.h"
 
 namespace vlmd::api {
@@ -11,6 +13,13 @@ StatusOr<std::unique_ptr<JobService>> JobService::Create(const JobServiceConfig&
   jobs::JobManagerHooks hooks;
   hooks.check_data = [config](const JobSpec& spec, const std::atomic<bool>& stop) {
     return jobs::CheckJobData(spec, config, stop);
+  };
+  // latex-ocr-print / latex-ocr-handwrite name folders under the data root; anything else is
+  // a data file path.
+  hooks.resolve_dataset =
+      [root = config.data_root](const std::string& entry) -> StatusOr<std::string> {
+    ASSIGN_OR_RETURN(DatasetSource source, ResolveDatasetName(entry, root));
+    return source.latex_ocr ? JoinPath(root, entry) : entry;
   };
   hooks.merge = [](const MergeOptions& options) { return vlmd::MergeAdapter(options); };
   ASSIGN_OR_RETURN(std::unique_ptr<jobs::JobManager> manager,
