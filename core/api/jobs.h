@@ -117,14 +117,17 @@ class JobService {
   // already finished.
   virtual StatusOr<JobStatus> CancelJob(const std::string& id) = 0;
   // Calls `on_event` for every event after `from_seq` (history first, then live) until the
-  // job ends or the returned handle is destroyed. `on_event` returns false to stop.
+  // job ends or the returned handle is destroyed. `on_event` returns false to stop. `on_end`
+  // (optional) is called once after the last event when the watch ended because the job is
+  // finished and every event was delivered (also when from_seq was already past the end);
+  // not when the watch was stopped. Both run on the watch's own thread.
   class Watch {
    public:
     virtual ~Watch() = default;
   };
   virtual StatusOr<std::unique_ptr<Watch>> WatchJob(
-      const std::string& id, int64_t from_seq,
-      std::function<bool(const JobEvent&)> on_event) = 0;
+      const std::string& id, int64_t from_seq, std::function<bool(const JobEvent&)> on_event,
+      std::function<void()> on_end = nullptr) = 0;
   virtual StatusOr<MergeResult> MergeLora(const MergeRequest& request) = 0;
   virtual JobStats Stats() const = 0;
   // Stops scheduling; running workers are left running (they are recovered on restart) unless

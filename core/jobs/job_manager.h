@@ -76,9 +76,9 @@ class JobManager : public api::JobService {
   StatusOr<api::JobStatus> GetJob(const std::string& id) const override;
   std::vector<api::JobStatus> ListJobs(std::optional<api::JobState> state) const override;
   StatusOr<api::JobStatus> CancelJob(const std::string& id) override;
-  StatusOr<std::unique_ptr<Watch>> WatchJob(
-      const std::string& id, int64_t from_seq,
-      std::function<bool(const api::JobEvent&)> on_event) override;
+  StatusOr<std::unique_ptr<Watch>> WatchJob(const std::string& id, int64_t from_seq,
+                                            std::function<bool(const api::JobEvent&)> on_event,
+                                            std::function<void()> on_end = nullptr) override;
   StatusOr<api::MergeResult> MergeLora(const api::MergeRequest& request) override;
   api::JobStats Stats() const override;
   void Shutdown(bool stop_workers) override;
@@ -111,6 +111,7 @@ class JobManager : public api::JobService {
     std::string id;
     int64_t last_seq = 0;
     std::function<bool(const api::JobEvent&)> on_event;
+    std::function<void()> on_end;
     std::atomic<bool> stop{false};
     bool running = true;
   };
@@ -174,6 +175,7 @@ class JobManager : public api::JobService {
   // Watches (job_watch.cc).
   void WatchLoop(const std::shared_ptr<WatchState>& state);
   static bool Deliver(WatchState& state, const api::JobEvent& event);
+  static void EndOfWatch(WatchState& state);
   void NotifyWatchers();
   void StopWatches();
   void CheckDeadlinesLocked();
