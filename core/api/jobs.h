@@ -102,7 +102,8 @@ class JobService {
  public:
   // Opens (or creates) the database, recovers jobs left by a previous run (queued stay queued;
   // running ones whose worker is gone resume from their last checkpoint or fail), starts the
-  // scheduler. `inference` (may be null) gets each succeeded job's best adapter.
+  // scheduler. `inference` (may be null) gets each succeeded job's best adapter, under the
+  // job's name: at once when a job succeeds, and at start for jobs that succeeded before.
   static StatusOr<std::unique_ptr<JobService>> Create(const JobServiceConfig& config,
                                                       InferenceService* inference);
   virtual ~JobService() = default;

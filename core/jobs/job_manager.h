@@ -9,7 +9,8 @@
 // the same GPUs, while attempts < max_attempts; then the job FAILS with the exit description
 // and the tail of worker.log. OOM (4) is not retried: the same batch would fail again.
 //
-// Recovery policy (Create): QUEUED jobs stay queued; VALIDATING jobs are validated again;
+// Recovery policy (Create): SUCCEEDED jobs' best adapters are served again; QUEUED jobs stay
+// queued; VALIDATING jobs are validated again;
 // RUNNING jobs whose worker is gone resume from their last complete checkpoint (an attempt).
 // A worker still alive from the previous server process cannot be re-piped or reaped (it is
 // not our child, so its exit code would be lost): it gets SIGTERM (SIGKILL after the grace),
@@ -165,6 +166,9 @@ class JobManager : public api::JobService {
   // Loads the best adapter into the inference service. Returns "" on success (or without an
   // inference service), else why it was not registered.
   std::string RegisterAdapter(const api::JobStatus& status);
+  // At start: serves the best adapter of every job that succeeded before (a restart keeps
+  // finished jobs' adapters available under their names). Problems are logged.
+  void RegisterSucceededAdapters();
   void WaitForWorkersToStop();
 
   // Merges (merge_lora.cc).

@@ -50,9 +50,26 @@ TEST_F(JobManagerTest, SuccessRecordsCheckpointsBestAndRegistersTheAdapter) {
   // A CPU job sees no GPU; the multicast switches are always set.
   std::vector<std::string> attempts = Attempts(s);
   ASSERT_EQ(attempts.size(), 1u);
-  EXPECT_EQ(attempts[0], "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1 fds=0");
+  EXPECT_EQ(attempts[0],
+            "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1 data_root=<unset> fds=0");
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "worker.log")));
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "job.json")));
+}
+
+TEST_F(JobManagerTest, ARestartServesTheAdaptersOfSucceededJobsAgain) {
+  FakeInference inference;
+  inference.models = {api::ModelInfo{"base", model_dir_, "cpu"}};
+  StartManager(&inference);
+  Plan("kept", {{"steps", 2}});
+  JobStatus s = WaitState(Submit(Spec("kept")), JobState::kSucceeded);
+  manager_.reset();
+  FakeInference restarted;
+  restarted.models = inference.models;
+  StartManager(&restarted);
+  ASSERT_EQ(restarted.loaded.size(), 1u);
+  EXPECT_EQ(restarted.loaded[0].name, "kept");
+  EXPECT_EQ(restarted.loaded[0].path, s.best_checkpoint);
+  EXPECT_EQ(restarted.loaded[0].model, "base");
 }
 
 TEST_F(JobManagerTest, UnservedBaseModelIsNotedNotFailed) {
