@@ -7,10 +7,11 @@
 //
 // Tolerances (float32, CPU). The reference pads micro-batches and runs the HF model with an
 // attention mask; vlmd packs them; both compute the same float32 graph with different kernels
-// (see model_parity_test.cc: forward logits agree to ~1e-6 relative). Loss, gradient norm and
-// eval loss are sums of such values: 1e-4 relative. The weights after 6 AdamW steps: Adam
-// divides by sqrt(v) so a tiny gradient difference changes an update by a similar relative
-// amount; 1e-4 of the largest weight.
+// (see model_parity_test.cc: forward logits agree to ~1e-6 relative). Loss and eval loss are
+// sums of such values; measured (2026-11-25): loss within 5e-8 relative, gradient norm within
+// 1e-6, final weights within 9e-8 of the largest weight (0.131). We allow 1e-5 relative for
+// loss and eval loss, 1e-4 for the gradient norm, and 1e-5 of the largest weight. bfloat16 on
+// CUDA: loss within 2e-5, weights within 0.4% measured; allowed 2e-2 / 2e-2.
 #include <unistd.h>
 
 #include <atomic>
@@ -133,7 +134,7 @@ TEST_F(TrainParity, MatchesPeftTrainingLoop) {
   }
   const json& steps = ref_["steps"];
   ASSERT_EQ(rec.logs.size(), steps.size());
-  const double tol = testing::LowPrecision() ? 2e-2 : 1e-4;
+  const double tol = testing::LowPrecision() ? 2e-2 : 1e-5;
   for (size_t i = 0; i < steps.size(); ++i) {
     const TrainLog& got = rec.logs[i];
     std::printf("  step %zu loss %.7f (ref %.7f) grad_norm %.6f (ref %.6f) lr %.6g\n", i + 1,
@@ -160,7 +161,7 @@ TEST_F(TrainParity, MatchesPeftTrainingLoop) {
     }
   }
   std::printf("  final adapter max|diff| %.3g of max|w| %.3g\n", worst, scale);
-  EXPECT_LE(worst, (testing::LowPrecision() ? 2e-2 : 1e-4) * scale);
+  EXPECT_LE(worst, (testing::LowPrecision() ? 2e-2 : 1e-5) * scale);
 }
 
 TEST_F(TrainParity, CheckpointingAndResumeChangeNothing) {
