@@ -14,12 +14,13 @@ namespace vlmd {
 namespace {
 
 constexpr int kWidth = 800, kHeight = 500;
-constexpr int kLeft = 110, kRight = kWidth - 24, kTop = 52, kBottom = kHeight - 56;
+constexpr int kLeft = 110, kRight = kWidth - 32, kTop = 52, kBottom = kHeight - 56;
 constexpr Rgb kBackground{255, 255, 255};
 constexpr Rgb kGrid{228, 228, 228};
 constexpr Rgb kAxis{90, 90, 90};
 constexpr Rgb kText{40, 40, 40};
 constexpr Rgb kLine{255, 112, 67};  // TensorBoard's orange
+constexpr size_t kMaxDotted = 20;
 
 // The range of the finite values in `a` and `b`, padded by 5% (a flat range gets +-1 or 10%).
 std::pair<double, double> ValueRange(const std::vector<double>& a, const std::vector<double>& b) {
@@ -140,7 +141,12 @@ Canvas RenderPlot(const std::string& title, const PlotSeries& series, double smo
   DrawAxes(m, &canvas);
   const ClipRect clip{kLeft + 1, kTop, kRight + 1, kBottom};
   canvas.DrawPolyline(ToPixels(m, series.steps, series.values), 1.5, kLine, 0.3, clip);
-  canvas.DrawPolyline(ToPixels(m, series.steps, smoothed), 2.5, kLine, 1.0, clip);
+  const std::vector<PointF> bold = ToPixels(m, series.steps, smoothed);
+  canvas.DrawPolyline(bold, 2.5, kLine, 1.0, clip);
+  // Few points (evaluations) also get a dot each, so a single one is visible.
+  if (bold.size() <= kMaxDotted) {
+    for (const PointF& p : bold) canvas.DrawPolyline({p}, 7.0, kLine, 1.0, clip);
+  }
   canvas.DrawText(title, (kWidth - Canvas::TextWidth(title, 3)) / 2, 14, 3, kText);
   return canvas;
 }
