@@ -119,8 +119,8 @@ int Canvas::TextHeight(int scale) { return 7 * scale; }  // cap height of stb_ea
 
 StatusOr<std::string> Canvas::EncodePng() const {
   std::string png;
-  if (stbi_write_png_to_func(AppendBytes, &png, width_, height_, 3, pixels_.data(),
-                             width_ * 3) == 0) {
+  if (stbi_write_png_to_func(AppendBytes, &png, width_, height_, 3, pixels_.data(), width_ * 3) ==
+      0) {
     return absl::InternalError("PNG encoding failed");
   }
   return png;

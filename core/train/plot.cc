@@ -82,8 +82,8 @@ std::vector<PointF> ToPixels(const Mapping& m, const std::vector<int64_t>& steps
 }  // namespace
 
 std::vector<double> SmoothTensorBoard(const std::vector<double>& values, double weight) {
-  if (values.empty() || std::all_of(values.begin(), values.end(),
-                                    [&](double v) { return v == values.front(); })) {
+  if (values.empty() ||
+      std::all_of(values.begin(), values.end(), [&](double v) { return v == values.front(); })) {
     return values;
   }
   std::vector<double> out;
@@ -122,8 +122,8 @@ Ticks NiceTicks(double lo, double hi, int target, double min_step) {
 
 std::string FormatTick(double value, double step, double max_abs) {
   if (max_abs >= 1e6 || (max_abs > 0 && max_abs < 1e-3)) {
-    const int digits = std::max(0, static_cast<int>(std::floor(std::log10(max_abs)) -
-                                                    std::floor(std::log10(step) + 1e-9)));
+    const int digits = std::max(
+        0, static_cast<int>(std::floor(std::log10(max_abs)) - std::floor(std::log10(step) + 1e-9)));
     return absl::StrFormat("%.*e", digits, value);
   }
   const int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
@@ -186,12 +186,16 @@ Status PlotWriter::WriteAll() {
 
 void PlotWriter::OnCheckpoint(const CheckpointEvent& event) {
   Status status = WriteAll();
-  if (!status.ok()) VLMD_LOG(Warning) << "plots at step " << event.step << ": " << status;
+  if (!status.ok()) {
+    VLMD_LOG(Warning) << "plots at step " << event.step << ": " << status;
+  }
 }
 
 void PlotWriter::OnFinish(const TrainSummary& summary) {
   Status status = WriteAll();
-  if (!status.ok()) VLMD_LOG(Warning) << "final plots: " << status;
+  if (!status.ok()) {
+    VLMD_LOG(Warning) << "final plots: " << status;
+  }
 }
 
 }  // namespace vlmd

@@ -28,10 +28,10 @@ StatusOr<std::vector<std::string>> ReadRecords(std::string_view contents,
 // Protobuf wire-format encoder for the field kinds an Event uses.
 class ProtoWriter {
  public:
-  void Varint(int field, uint64_t value);          // wire type 0 (int64 as two's complement)
-  void Double(int field, double value);            // wire type 1 (fixed64)
-  void Bytes(int field, std::string_view value);   // wire type 2 (string, bytes, message)
-  void Float(int field, float value);              // wire type 5 (fixed32)
+  void Varint(int field, uint64_t value);         // wire type 0 (int64 as two's complement)
+  void Double(int field, double value);           // wire type 1 (fixed64)
+  void Bytes(int field, std::string_view value);  // wire type 2 (string, bytes, message)
+  void Float(int field, float value);             // wire type 5 (fixed32)
   const std::string& data() const { return out_; }
 
  private:

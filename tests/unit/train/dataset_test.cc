@@ -35,13 +35,15 @@ TEST(DatasetTest, QueryResponseWithSystemHistoryAndImages) {
   TempDir dir;
   const std::string a = dir.WritePng("img/a.png", 30, 20);
   const std::string b = dir.WritePng("img/b.png", 30, 20);
-  const std::string path = dir.Write(
-      "data/train.jsonl",
-      R"({"system": "Be brief.", "query": "<image>What is it?", "response": "A cat.", )"
-      R"("history": [["Hi", "Hello!"]], "images": ["../img/a.png"]})"
-      "\n\n"  // an empty line is skipped but counted
-      R"({"query": "Compare", "response": "Same.", "images": [")" + b + R"(", "../img/a.png"]})"
-      "\n");
+  const std::string path =
+      dir.Write("data/train.jsonl",
+                R"({"system": "Be brief.", "query": "<image>What is it?", "response": "A cat.", )"
+                R"("history": [["Hi", "Hello!"]], "images": ["../img/a.png"]})"
+                "\n\n"  // an empty line is skipped but counted
+                R"({"query": "Compare", "response": "Same.", "images": [")" +
+                    b +
+                    R"(", "../img/a.png"]})"
+                    "\n");
   DatasetReadResult r = ReadOk(path);
   ASSERT_EQ(r.samples.size(), 2u);
   EXPECT_EQ(r.rows, 2);
@@ -64,18 +66,18 @@ TEST(DatasetTest, MessagesLayoutWithTagsAndContentParts) {
   TempDir dir;
   const std::string a = dir.WritePng("a.png", 8, 8);
   dir.WritePng("b.png", 8, 8);
-  const std::string path = dir.Write(
-      "train.jsonl",
-      R"({"messages": [{"role": "user", "content": "Left <image> right <image>"},)"
-      R"( {"role": "assistant", "content": "two"}], "images": "a.png"})"
-      "\n"
-      R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": )"
-      R"([{"type": "image", "image": "b.png"}, {"type": "text", "text": "what?"}]},)"
-      R"( {"role": "assistant", "content": "b"}]})"
-      "\n"
-      R"({"messages": [{"role": "user", "content": "<image>one"}, {"role": "assistant", )"
-      R"("content": "x"}], "images": "a.png"})"
-      "\n");
+  const std::string path =
+      dir.Write("train.jsonl",
+                R"({"messages": [{"role": "user", "content": "Left <image> right <image>"},)"
+                R"( {"role": "assistant", "content": "two"}], "images": "a.png"})"
+                "\n"
+                R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": )"
+                R"([{"type": "image", "image": "b.png"}, {"type": "text", "text": "what?"}]},)"
+                R"( {"role": "assistant", "content": "b"}]})"
+                "\n"
+                R"({"messages": [{"role": "user", "content": "<image>one"}, {"role": "assistant", )"
+                R"("content": "x"}], "images": "a.png"})"
+                "\n");
   DatasetReadResult r = ReadOk(path);
   // Row 1: two tags but a single image (a string is one path).
   ASSERT_EQ(r.issues.kept().size(), 1u);
@@ -110,10 +112,10 @@ TEST(DatasetTest, ConversationsAndInstructionLayouts) {
 
 TEST(DatasetTest, JsonArrayRowsAreNumberedByIndex) {
   TempDir dir;
-  const std::string path = dir.Write(
-      "data.json",
-      "[\n  {\"query\": \"q\", \"response\": \"r\"},\n  {\"query\": \"only a query\"},\n"
-      "  {\"query\": \"q3\", \"response\": \"r3\"}\n]\n");
+  const std::string path =
+      dir.Write("data.json",
+                "[\n  {\"query\": \"q\", \"response\": \"r\"},\n  {\"query\": \"only a query\"},\n"
+                "  {\"query\": \"q3\", \"response\": \"r3\"}\n]\n");
   DatasetReadResult r = ReadOk(path);
   ASSERT_EQ(r.samples.size(), 2u);
   EXPECT_EQ(r.samples[1].line, 3);
@@ -167,11 +169,10 @@ TEST(DatasetTest, MalformedLinesBecomeLocatedIssues) {
   const std::string path = dir.Write(
       "train.jsonl",
       std::string(R"({"query": "fine", "response": "yes", "images": ["ok.png"]})") + "\n" +
-          R"({"query": "broken", "response": )" + "\n" +
-          R"({"query": "no answer"})" + "\n" +
+          R"({"query": "broken", "response": )" + "\n" + R"({"query": "no answer"})" + "\n" +
           R"({"query": "q", "response": "r", "images": ["../)" +
-          outside.path().substr(outside.path().find_last_of('/') + 1) + R"(/secret.png"]})" +
-          "\n" + R"({"query": "q", "response": "r", "images": ["link.png"]})" + "\n" +
+          outside.path().substr(outside.path().find_last_of('/') + 1) + R"(/secret.png"]})" + "\n" +
+          R"({"query": "q", "response": "r", "images": ["link.png"]})" + "\n" +
           R"({"query": "q", "response": "r", "images": ["gone.png"]})" + "\n" +
           R"({"query": "q", "response": "r", "images": ["https://example.com/a.png"]})" + "\n" +
           R"({"query": "q", "response": "<image> in the answer", "images": ["ok.png"]})" + "\n" +
@@ -188,11 +189,11 @@ TEST(DatasetTest, MalformedLinesBecomeLocatedIssues) {
   EXPECT_EQ(r.samples[0].line, 1);
   EXPECT_EQ(r.samples[1].line, 12);
   std::vector<std::pair<int64_t, IssueKind>> expected = {
-      {2, IssueKind::kBadJson},          {3, IssueKind::kBadRow},
+      {2, IssueKind::kBadJson},           {3, IssueKind::kBadRow},
       {4, IssueKind::kImageOutsideRoots}, {5, IssueKind::kImageOutsideRoots},
-      {6, IssueKind::kImageMissing},     {7, IssueKind::kImageUnsupported},
-      {8, IssueKind::kImageTags},        {9, IssueKind::kBadRow},
-      {10, IssueKind::kBadRow},          {11, IssueKind::kBadRow}};
+      {6, IssueKind::kImageMissing},      {7, IssueKind::kImageUnsupported},
+      {8, IssueKind::kImageTags},         {9, IssueKind::kBadRow},
+      {10, IssueKind::kBadRow},           {11, IssueKind::kBadRow}};
   ASSERT_EQ(r.issues.kept().size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
     const DatasetIssue& issue = r.issues.kept()[i];
@@ -286,8 +287,8 @@ std::vector<int64_t> Lines(const std::vector<Sample>& samples) {
 }
 
 TEST(SplitTest, SizesFollowSwift) {
-  for (auto [n, val] : std::vector<std::pair<int, size_t>>{{250, 2}, {100, 1}, {50, 1}, {2, 1},
-                                                            {17918, 179}}) {
+  for (auto [n, val] :
+       std::vector<std::pair<int, size_t>>{{250, 2}, {100, 1}, {50, 1}, {2, 1}, {17918, 179}}) {
     StatusOr<TrainValSplit> s = SplitTrainVal(Numbered(n), 0.01, 42);
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_EQ(s->val.size(), val) << n;

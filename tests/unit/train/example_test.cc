@@ -16,9 +16,8 @@ constexpr int32_t kImagePad = 151655;
 constexpr int32_t kI = kIgnoreLabel;
 
 ExampleOptions Options() {
-  StatusOr<ExampleOptions> options =
-      MakeExampleOptions(ModelConfig(), PreprocessorConfig(), RealTokenizer(), std::nullopt,
-                         std::nullopt);
+  StatusOr<ExampleOptions> options = MakeExampleOptions(
+      ModelConfig(), PreprocessorConfig(), RealTokenizer(), std::nullopt, std::nullopt);
   EXPECT_TRUE(options.ok()) << options.status();
   return *options;
 }
@@ -42,8 +41,9 @@ TEST(ExampleTest, ExactIdsAndLabelsForOneTurn) {
   // <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is
   // 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n  (prompt ids from HF, spec §5.1)
   const std::vector<int32_t> expected_ids = {
-      151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198, 3838,
-      374,    220,  17,  10,   17,  30,  151645, 198,   151644, 77091, 198, 19, 151645, 198};
+      151644, 8948,   198, 2610,   525,   264, 10950, 17847,  13, 151645,
+      198,    151644, 872, 198,    3838,  374, 220,   17,     10, 17,
+      30,     151645, 198, 151644, 77091, 198, 19,    151645, 198};
   EXPECT_EQ(ex->ids, expected_ids);
   std::vector<int32_t> expected_labels(expected_ids.size(), kI);
   expected_labels[26] = 19;      // the response
@@ -72,7 +72,9 @@ TEST(ExampleTest, EveryAssistantTurnIsTrainedOnNothingElse) {
   EXPECT_EQ(trained, expected);
   // Where a label is set it equals the id at that position.
   for (size_t i = 0; i < ex->ids.size(); ++i) {
-    if (ex->labels[i] != kI) EXPECT_EQ(ex->labels[i], ex->ids[i]) << i;
+    if (ex->labels[i] != kI) {
+      EXPECT_EQ(ex->labels[i], ex->ids[i]) << i;
+    }
   }
   // A system turn of its own replaces the default one.
   EXPECT_EQ(tok.Decode(ex->ids, false).rfind("<|im_start|>system\nBe terse.<|im_end|>", 0), 0u);
@@ -83,8 +85,7 @@ TEST(ExampleTest, ImagePlaceholdersExpandToTheImagesTokens) {
   if (RealTokenizer() == nullptr) return;
   TempDir dir;
   Sample s = QuerySample("", "x^2");
-  s.messages[0].content = {{ContentPart::Type::kImage, ""},
-                           {ContentPart::Type::kText, "Formula?"}};
+  s.messages[0].content = {{ContentPart::Type::kImage, ""}, {ContentPart::Type::kText, "Formula?"}};
   // 56x28 is 1568 pixels: smart_resize scales it up to 84x56 (min_pixels 3136), i.e. 3x2
   // merged patches = 6 tokens.
   s.images = {{dir.WritePng("f.png", 56, 28), ""}};

@@ -161,10 +161,11 @@ TEST(TensorBoardTest, SinkWritesScalarsTheReaderReadsBack) {
   ASSERT_TRUE(scalars.ok()) << scalars.status();
   std::vector<std::string> tags;
   for (const auto& [tag, points] : *scalars) tags.push_back(tag);
-  EXPECT_EQ(tags, (std::vector<std::string>{
-                      "eval/acc", "eval/exact_match", "eval/loss", "eval/runtime",
-                      "eval/samples_per_second", "eval/steps_per_second", "train/acc",
-                      "train/grad_norm", "train/learning_rate", "train/loss", "train/train_speed"}));
+  EXPECT_EQ(tags,
+            (std::vector<std::string>{"eval/acc", "eval/exact_match", "eval/loss", "eval/runtime",
+                                      "eval/samples_per_second", "eval/steps_per_second",
+                                      "train/acc", "train/grad_norm", "train/learning_rate",
+                                      "train/loss", "train/train_speed"}));
   const std::vector<ScalarPoint>& loss = scalars->at("train/loss");
   ASSERT_EQ(loss.size(), 2u);
   EXPECT_EQ(loss[0].step, 5);
@@ -182,7 +183,8 @@ TEST(TensorBoardTest, ReaderRejectsDamage) {
   std::string good = FrameRecord(EncodeFileVersionEvent(1.0)) +
                      FrameRecord(EncodeScalarEvent(2.0, 1, "train/loss", 0.5f));
   dir.Write("ok", good);
-  StatusOr<std::map<std::string, std::vector<ScalarPoint>>> ok = ReadTensorBoardScalars(dir.Path("ok"));
+  StatusOr<std::map<std::string, std::vector<ScalarPoint>>> ok =
+      ReadTensorBoardScalars(dir.Path("ok"));
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->at("train/loss")[0].value, 0.5);
   std::string flipped = good;
@@ -285,10 +287,10 @@ TEST(ProgressTest, LineFormatAndNonFiniteValues) {
 }
 
 TEST(ProgressTest, NonProtocolLinesAreErrors) {
-  for (const char* line : {"", "plain text from a library", "[1, 2]", "{\"no\": \"type\"}",
-                           "{\"type\": 3}", "{\"type\": \"bogus\"}",
-                           "{\"type\": \"train\", \"loss\": \"high\"}",
-                           "{\"type\": \"checkpoint\", \"metrics\": [1]}", "{\"type\": \"train\""}) {
+  for (const char* line :
+       {"", "plain text from a library", "[1, 2]", "{\"no\": \"type\"}", "{\"type\": 3}",
+        "{\"type\": \"bogus\"}", "{\"type\": \"train\", \"loss\": \"high\"}",
+        "{\"type\": \"checkpoint\", \"metrics\": [1]}", "{\"type\": \"train\""}) {
     StatusOr<ProgressEvent> parsed = ParseProgressLine(line);
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << line;
   }
@@ -319,8 +321,8 @@ TEST(ProgressTest, SinkWritesOneParsableLinePerEvent) {
   }
   std::fclose(file);
   using T = ProgressEvent::Type;
-  EXPECT_EQ(types, (std::vector<T>{T::kState, T::kTrain, T::kEval, T::kCheckpoint, T::kLog,
-                                   T::kFinish}));
+  EXPECT_EQ(types,
+            (std::vector<T>{T::kState, T::kTrain, T::kEval, T::kCheckpoint, T::kLog, T::kFinish}));
 }
 
 // Records the calls it gets, prefixed with its name, into a shared list.

@@ -50,10 +50,9 @@ TEST(TfRecordTest, FrameLayout) {
   ASSERT_EQ(record.size(), 8u + 4u + 24u + 4u);
   EXPECT_EQ(Hex(record.substr(0, 12)), "1800000000000000a37f4b22");
   const uint32_t data_crc = MaskCrc(Crc32c(event));
-  EXPECT_EQ(record.substr(36), Bytes({static_cast<int>(data_crc & 0xFF),
-                                      static_cast<int>((data_crc >> 8) & 0xFF),
-                                      static_cast<int>((data_crc >> 16) & 0xFF),
-                                      static_cast<int>(data_crc >> 24)}));
+  EXPECT_EQ(record.substr(36),
+            Bytes({static_cast<int>(data_crc & 0xFF), static_cast<int>((data_crc >> 8) & 0xFF),
+                   static_cast<int>((data_crc >> 16) & 0xFF), static_cast<int>(data_crc >> 24)}));
 }
 
 TEST(TfRecordTest, ReadBackAndCorruption) {
@@ -66,29 +65,28 @@ TEST(TfRecordTest, ReadBackAndCorruption) {
   flipped[a.size() + b.size() + 14] ^= 0x01;  // a data byte of the third record
   StatusOr<std::vector<std::string>> bad = ReadRecords(flipped, "events.f");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(bad.status().message(),
-            "events.f: record at byte " + std::to_string(a.size() + b.size()) +
-                ": data CRC mismatch");
+  EXPECT_EQ(
+      bad.status().message(),
+      "events.f: record at byte " + std::to_string(a.size() + b.size()) + ": data CRC mismatch");
   std::string length = a;
   length[0] ^= 0x02;
   EXPECT_NE(ReadRecords(length, "f").status().message().find("length CRC mismatch"),
             absl::string_view::npos);
-  EXPECT_NE(ReadRecords((a + c).substr(0, a.size() + 15), "f").status().message().find(
-                "truncated"),
+  EXPECT_NE(ReadRecords((a + c).substr(0, a.size() + 15), "f").status().message().find("truncated"),
             absl::string_view::npos);
 }
 
 TEST(ProtoTest, KnownEventEncodings) {
-  EXPECT_EQ(Hex(EncodeFileVersionEvent(1.5)),
-            "09" "000000000000f83f"                     // wall_time = 1.5 (fixed64)
-            "1a0d" + Hex("brain.Event:2"));             // file_version
+  // wall_time = 1.5 (field 1, fixed64), then file_version (field 3, 13 bytes).
+  EXPECT_EQ(Hex(EncodeFileVersionEvent(1.5)), "09000000000000f83f1a0d" + Hex("brain.Event:2"));
   EXPECT_EQ(Hex(EncodeScalarEvent(2.0, 7, "a", 1.0f)),
-            "09" "0000000000000040"                     // wall_time = 2.0
-            "1007"                                      // step = 7
-            "2a0a"                                      // summary, 10 bytes
-            "0a08"                                      //   value, 8 bytes
-            "0a0161"                                    //     tag = "a"
-            "150000803f");                              //     simple_value = 1.0f
+            "09"
+            "0000000000000040"  // wall_time = 2.0
+            "1007"              // step = 7
+            "2a0a"              // summary, 10 bytes
+            "0a08"              //   value, 8 bytes
+            "0a0161"            //     tag = "a"
+            "150000803f");      //     simple_value = 1.0f
   // A step of 300 takes a two-byte varint.
   EXPECT_NE(Hex(EncodeScalarEvent(0, 300, "t", 0)).find("10ac02"), std::string::npos);
 }

@@ -33,7 +33,8 @@ TEST(ValidateTest, TokenCountsEqualWhatBuildExampleProduces) {
   dir.WritePng("b.png", 20, 15);
   const std::string file = dir.Write(
       "t.jsonl",
-      "{\"query\": \"<image>Read this.\", \"response\": \"\\\\frac{1}{2}\", \"images\": [\"a.png\"]}\n"
+      "{\"query\": \"<image>Read this.\", \"response\": \"\\\\frac{1}{2}\", \"images\": "
+      "[\"a.png\"]}\n"
       "{\"query\": \"Two: <image> and <image>\", \"response\": \"ok\", "
       "\"images\": [\"a.png\", \"b.png\"]}\n"
       "{\"query\": \"text only\", \"response\": \"fine\", \"history\": [[\"a\", \"b\"]]}\n");
@@ -60,10 +61,10 @@ TEST(ValidateTest, OverLongSamplesAreReportedAndSkippedNotErrors) {
   if (RealTokenizer() == nullptr) return;
   TempDir dir;
   dir.WritePng("wide.png", 560, 280);  // 200 tokens
-  const std::string file = dir.Write(
-      "t.jsonl",
-      "{\"query\": \"short\", \"response\": \"ok\"}\n"
-      "{\"query\": \"<image>big\", \"response\": \"ok\", \"images\": [\"wide.png\"]}\n");
+  const std::string file =
+      dir.Write("t.jsonl",
+                "{\"query\": \"short\", \"response\": \"ok\"}\n"
+                "{\"query\": \"<image>big\", \"response\": \"ok\", \"images\": [\"wide.png\"]}\n");
   StatusOr<ValidatedDataset> v = Validate(file, 100, Options());
   ASSERT_TRUE(v.ok()) << v.status();
   const ValidationReport& r = v->report;
@@ -97,15 +98,15 @@ TEST(ValidateTest, BadRowsAndImagesFailValidation) {
   dir.WritePng("huge.png", 300, 200);
   dir.WritePng("thin.png", 1, 300);  // aspect ratio 300 > 200
   dir.WritePng("vanishes.png", 28, 28);
-  const std::string file = dir.Write(
-      "t.jsonl",
-      "{\"query\": \"fine\", \"response\": \"ok\", \"images\": [\"ok.png\"]}\n"
-      "{\"query\": \"broken\"\n"
-      "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"corrupt.png\"]}\n"
-      "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"notes.png\"]}\n"
-      "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"huge.png\"]}\n"
-      "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"thin.png\"]}\n"
-      "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"vanishes.png\"]}\n");
+  const std::string file =
+      dir.Write("t.jsonl",
+                "{\"query\": \"fine\", \"response\": \"ok\", \"images\": [\"ok.png\"]}\n"
+                "{\"query\": \"broken\"\n"
+                "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"corrupt.png\"]}\n"
+                "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"notes.png\"]}\n"
+                "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"huge.png\"]}\n"
+                "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"thin.png\"]}\n"
+                "{\"query\": \"a\", \"response\": \"b\", \"images\": [\"vanishes.png\"]}\n");
   ExampleOptions options = Options(std::vector<std::string>{dir.path()});
   options.images.decode.max_pixels = 50000;
   StatusOr<DatasetReadResult> read = ReadDatasetFile(file, {});
@@ -113,18 +114,20 @@ TEST(ValidateTest, BadRowsAndImagesFailValidation) {
   std::remove(dir.Path("vanishes.png").c_str());  // gone between reading and checking
   StatusOr<ValidationReport> checked = ValidateSamples(read->samples, options, {});
   ASSERT_TRUE(checked.ok());
-  const std::vector<std::pair<int64_t, IssueKind>> expected = {
-      {3, IssueKind::kImageCorrupt}, {4, IssueKind::kImageCorrupt},
-      {5, IssueKind::kImageTooLarge}, {6, IssueKind::kImageTooLarge},
-      {7, IssueKind::kImageMissing}};
+  const std::vector<std::pair<int64_t, IssueKind>> expected = {{3, IssueKind::kImageCorrupt},
+                                                               {4, IssueKind::kImageCorrupt},
+                                                               {5, IssueKind::kImageTooLarge},
+                                                               {6, IssueKind::kImageTooLarge},
+                                                               {7, IssueKind::kImageMissing}};
   ASSERT_EQ(checked->issues.kept().size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
     EXPECT_EQ(checked->issues.kept()[i].line, expected[i].first);
     EXPECT_EQ(checked->issues.kept()[i].kind, expected[i].second)
         << checked->issues.kept()[i].ToString();
   }
-  EXPECT_NE(checked->issues.kept()[2].reason.find("300x200 (60000 pixels), over the limit of 50000"),
-            std::string::npos)
+  EXPECT_NE(
+      checked->issues.kept()[2].reason.find("300x200 (60000 pixels), over the limit of 50000"),
+      std::string::npos)
       << checked->issues.kept()[2].reason;
   EXPECT_EQ(checked->errors, 5);
   EXPECT_EQ(checked->samples_ok, 1);
