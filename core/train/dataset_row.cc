@@ -48,7 +48,7 @@ std::optional<RowError> RequiredString(const json& row, const char* key, std::st
   return OptionalString(row, key, out);
 }
 
-// A list field; CSV cells hold it as JSON text. Absent, null or "" gives an empty list.
+// A list field; CSV cells hold it as JSON text. Absent or null gives an empty list.
 std::optional<RowError> ListField(const json& row, const char* key, bool from_csv, json* out) {
   *out = json::array();
   auto it = row.find(key);
@@ -231,7 +231,9 @@ std::optional<RowError> ReadImagePaths(const json& row, const RowContext& contex
                                        std::vector<std::string>* paths) {
   const char* key = context.latex_ocr && !row.contains("images") ? "image" : "images";
   auto it = row.find(key);
-  if (it != row.end() && it->is_string() && !absl::StartsWith(it->get<std::string>(), "[")) {
+  const bool csv_list = context.from_csv && it != row.end() && it->is_string() &&
+                        absl::StartsWith(it->get<std::string>(), "[");
+  if (it != row.end() && it->is_string() && !csv_list) {
     if (!it->get<std::string>().empty()) paths->push_back(it->get<std::string>());
     return std::nullopt;
   }

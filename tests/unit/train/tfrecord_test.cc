@@ -115,7 +115,8 @@ TEST(ProtoTest, ReaderWalksWhatTheWriterWrote) {
   EXPECT_FALSE(r.Next(&f));
   EXPECT_TRUE(r.ok());
 
-  ProtoReader truncated(w.data().substr(0, w.data().size() - 5));  // inside "xyz"
+  const std::string cut = w.data().substr(0, w.data().size() - 5);  // inside "xyz"
+  ProtoReader truncated(cut);
   while (truncated.Next(&f)) {
   }
   EXPECT_FALSE(truncated.ok());
