@@ -19,4 +19,5 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DVLMD_PROTOC="$VLMD_DEB/usr/bin/protoc" -DVLMD_GRPC_PLUGIN="$VLMD_DEB/usr/bin/grpc_cpp_plugin" \
   -DProtobuf_PROTOC_EXECUTABLE="$VLMD_DEB/usr/bin/protoc" \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_CUDA_ARCH_LIST=9.0 "$@"
-cmake --build build-gpu -j "${JOBS:-16}"
+# TARGETS (space-separated) limits what is built; default: everything.
+cmake --build build-gpu -j "${JOBS:-16}" ${TARGETS:+--target $TARGETS}

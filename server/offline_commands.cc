@@ -5,6 +5,8 @@
 #include <memory>
 
 #include "core/api/offline.h"
+#include "core/api/worker.h"
+#include "core/train/merge.h"
 #include "core/base/file_util.h"
 #include "server/paths.h"
 
@@ -104,6 +106,33 @@ void AddInitModel(CLI::App& app, std::function<int()>* run) {
   });
 }
 
+void AddTrain(CLI::App& app, std::function<int()>* run) {
+  auto* cmd = app.add_subcommand("train", "Run a fine-tuning job (the worker the server starts)");
+  auto dir = std::make_shared<std::string>();
+  cmd->add_option("--job", *dir, "Job directory holding job.json")->required();
+  cmd->callback([=] { *run = [=] { return api::RunTrainWorker(*dir, DefaultTokenizerPath()); }; });
+}
+
+void AddMerge(CLI::App& app, std::function<int()>* run) {
+  auto* cmd = app.add_subcommand("merge", "Merge a LoRA adapter into its base checkpoint");
+  auto o = std::make_shared<MergeOptions>();
+  cmd->add_option("--model", o->base_dir, "Base checkpoint directory")->required();
+  cmd->add_option("--adapter", o->adapter_dir, "PEFT adapter directory")->required();
+  cmd->add_option("--out", o->output_dir, "Output directory")->required();
+  cmd->add_option("--dtype", o->dtype, "float32, bfloat16, float16 or auto")->capture_default_str();
+  cmd->callback([=] {
+    *run = [=] {
+      StatusOr<MergeStats> stats = MergeAdapter(*o);
+      if (!stats.ok()) return Report(stats.status());
+      std::printf("merged %lld modules into %lld tensors (%.1f MB) in %.1f s -> %s\n",
+                  static_cast<long long>(stats->merged_modules),
+                  static_cast<long long>(stats->tensors), stats->bytes / 1e6, stats->seconds,
+                  o->output_dir.c_str());
+      return 0;
+    };
+  });
+}
+
 }  // namespace
 
 void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
@@ -111,6 +140,8 @@ void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
   AddDump(app, run);
   AddGenerate(app, run);
   AddInitModel(app, run);
+  AddTrain(app, run);
+  AddMerge(app, run);
 }
 
 }  // namespace vlmd

@@ -16,7 +16,9 @@ int32_t FindChild(const std::vector<std::pair<uint8_t, int32_t>>& children, uint
 }
 
 // HF tests single_word with Rust regexes `\w$` before the match and `^\w` after it.
-bool EndsWithWord(std::string_view s) { return !s.empty() && IsRustWordChar(PrevCodePoint(s, s.size())); }
+bool EndsWithWord(std::string_view s) {
+  return !s.empty() && IsRustWordChar(PrevCodePoint(s, s.size()));
+}
 
 bool StartsWithWord(std::string_view s) {
   size_t pos = 0;

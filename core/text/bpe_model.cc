@@ -65,16 +65,14 @@ bool WordCache::Lookup(std::string_view word, std::vector<int32_t>* ids) const {
   return true;
 }
 
-void WordCache::Insert(std::string_view word, const std::vector<int32_t>& ids,
-                       size_t begin) const {
+void WordCache::Insert(std::string_view word, const std::vector<int32_t>& ids, size_t begin) const {
   Shard& shard = shards_[std::hash<std::string_view>()(word) % kShards];
   std::lock_guard<std::mutex> lock(shard.mutex);
   if (shard.entries.size() >= kEntriesPerShard) return;
   shard.entries.try_emplace(std::string(word), ids.begin() + begin, ids.end());
 }
 
-StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model,
-                                                       const std::string& file) {
+StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model, const std::string& file) {
   if (!model.is_object()) return FieldError(file, "", "expected an object");
   auto type = model.find("type");
   if (type != model.end() && *type != "BPE") {
@@ -135,7 +133,8 @@ Status BpeModel::LoadMerges(const json& merges, const std::string& file) {
   merges_.reserve(merges.size());
   int32_t rank = 0;
   for (size_t i = 0; i < merges.size(); ++i) {
-    if (merges[i].is_string() && merges[i].get_ref<const std::string&>().rfind("#version", 0) == 0) {
+    if (merges[i].is_string() &&
+        merges[i].get_ref<const std::string&>().rfind("#version", 0) == 0) {
       continue;  // merges.txt header line
     }
     ASSIGN_OR_RETURN(auto pair, MergePair(merges[i], i, file));
@@ -187,18 +186,20 @@ void BpeModel::ApplyMerges(std::vector<int32_t>* symbols) const {
   std::vector<int32_t>& id = *symbols;  // -1 once merged into the left neighbour
   std::vector<int32_t> prev(n), next(n);
   std::vector<Candidate> heap;
-  auto consider = [&](int32_t pos) {
+  // Adds the pair starting at `pos` as a candidate (kept a heap only when `keep_heap`).
+  auto consider = [&](int32_t pos, bool keep_heap) {
     if (pos < 0 || next[pos] >= n) return;
     auto it = merges_.find(PairKey(id[pos], id[next[pos]]));
     if (it == merges_.end()) return;
     heap.push_back({it->second.rank, pos, id[pos], id[next[pos]], it->second.merged_id});
-    std::push_heap(heap.begin(), heap.end());
+    if (keep_heap) std::push_heap(heap.begin(), heap.end());
   };
   for (int32_t i = 0; i < n; ++i) {
     prev[i] = i - 1;
     next[i] = i + 1;
   }
-  for (int32_t i = 0; i + 1 < n; ++i) consider(i);
+  for (int32_t i = 0; i + 1 < n; ++i) consider(i, false);
+  std::make_heap(heap.begin(), heap.end());
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end());
     Candidate top = heap.back();
@@ -210,8 +211,8 @@ void BpeModel::ApplyMerges(std::vector<int32_t>* symbols) const {
     id[right] = -1;
     next[top.pos] = next[right];
     if (next[right] < n) prev[next[right]] = top.pos;
-    consider(prev[top.pos]);
-    consider(top.pos);
+    consider(prev[top.pos], true);
+    consider(top.pos, true);
   }
   symbols->erase(std::remove(symbols->begin(), symbols->end(), -1), symbols->end());
 }

@@ -61,7 +61,8 @@ class BpeModel {
     int32_t merged_id;
   };
   static uint64_t PairKey(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
   }
   Status LoadVocab(const nlohmann::json& vocab, const std::string& file);
   Status LoadMerges(const nlohmann::json& merges, const std::string& file);

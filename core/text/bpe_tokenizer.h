@@ -35,6 +35,7 @@ class BpeTokenizer final : public Tokenizer {
  public:
   explicit BpeTokenizer(TokenizerSpec spec);
 
+  // Tokenizer's interface; see core/text/tokenizer.h.
   std::vector<int32_t> Encode(std::string_view text) const override;
   std::string Decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const override;
   std::string DecodeBytes(const std::vector<int32_t>& ids, bool skip_special_tokens) const override;

@@ -69,9 +69,9 @@ StatusOr<std::vector<int32_t>> ExpandImageTokens(const std::vector<int32_t>& ids
   int64_t total = 0;
   for (int32_t id : ids) placeholders += id == image_token_id;
   if (placeholders != counts.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the token ids hold ", placeholders, " image placeholders (id ", image_token_id,
-        ") but ", counts.size(), " images were given"));
+    return absl::InvalidArgumentError(absl::StrCat("the token ids hold ", placeholders,
+                                                   " image placeholders (id ", image_token_id,
+                                                   ") but ", counts.size(), " images were given"));
   }
   for (size_t k = 0; k < counts.size(); ++k) {
     if (counts[k] <= 0) {

@@ -40,10 +40,9 @@ struct TemplateSegment {
   std::string text;
   bool trainable = false;
 };
-std::vector<TemplateSegment> ChatTemplateSegments(const std::vector<ChatMessage>& messages,
-                                                  bool add_generation_prompt,
-                                                  const std::string& default_system =
-                                                      kDefaultSystemPrompt);
+std::vector<TemplateSegment> ChatTemplateSegments(
+    const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+    const std::string& default_system = kDefaultSystemPrompt);
 
 // Replaces the k-th occurrence of `image_token_id` in `ids` with `counts[k]` copies of it.
 // INVALID_ARGUMENT when the number of placeholders differs from counts.size(), or a count is

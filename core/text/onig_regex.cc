@@ -3,6 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/logging.h"
 #include "core/text/utf8.h"
@@ -28,15 +30,15 @@ struct Range {
 // with a newer PCRE2 they are merely redundant. (Computed as Oniguruma's CR_L / CR_N ranges
 // minus what PCRE2 10.42 matches.)
 constexpr Range kNewLetters[] = {
-    {0x1C89, 0x1C8A}, {0xA7CB, 0xA7CD}, {0xA7DA, 0xA7DC}, {0x105C0, 0x105F3}, {0x10D4A, 0x10D65},
-    {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC4}, {0x1123F, 0x11240}, {0x11380, 0x11389},
-    {0x1138B, 0x1138B}, {0x1138E, 0x1138E}, {0x11390, 0x113B5}, {0x113B7, 0x113B7},
-    {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11BC0, 0x11BE0}, {0x11F02, 0x11F02},
-    {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x1342F, 0x1342F}, {0x13441, 0x13446},
-    {0x13460, 0x143FA}, {0x16100, 0x1611D}, {0x16D40, 0x16D6C}, {0x18CFF, 0x18CFF},
-    {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D},
-    {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0}, {0x2B739, 0x2B739},
-    {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF},
+    {0x1C89, 0x1C8A},   {0xA7CB, 0xA7CD},   {0xA7DA, 0xA7DC},   {0x105C0, 0x105F3},
+    {0x10D4A, 0x10D65}, {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC4}, {0x1123F, 0x11240},
+    {0x11380, 0x11389}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E}, {0x11390, 0x113B5},
+    {0x113B7, 0x113B7}, {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11BC0, 0x11BE0},
+    {0x11F02, 0x11F02}, {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x1342F, 0x1342F},
+    {0x13441, 0x13446}, {0x13460, 0x143FA}, {0x16100, 0x1611D}, {0x16D40, 0x16D6C},
+    {0x18CFF, 0x18CFF}, {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A},
+    {0x1E030, 0x1E06D}, {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0},
+    {0x2B739, 0x2B739}, {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF},
 };
 constexpr Range kNewNumbers[] = {
     {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x11F50, 0x11F59},
@@ -56,8 +58,8 @@ std::string CategoryClassBody(std::string_view property, const Range (&extra)[N]
 
 // Translates \p{L}, \P{L}, \p{^L} (and N) to classes with Unicode 16.0 data. Returns false for
 // other properties, which are copied unchanged.
-StatusOr<bool> TranslateCategory(std::string_view p, size_t i, std::string_view body,
-                                 bool in_class, std::string* out) {
+StatusOr<bool> TranslateCategory(std::string_view p, size_t i, std::string_view body, bool in_class,
+                                 std::string* out) {
   bool negated = p[i + 1] == 'P';
   if (!body.empty() && body[0] == '^') {
     negated = !negated;
@@ -80,66 +82,74 @@ bool IsHex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+// Translates `\p{..}`, `\P{..}` and `\x{..}` / `\xHH` at p[i]; returns the bytes consumed.
+StatusOr<size_t> TranslateBracedEscape(std::string_view p, size_t i, bool in_class,
+                                       std::string* out) {
+  char e = p[i + 1];
+  if (i + 2 >= p.size() || p[i + 2] != '{') {
+    if (e != 'x') return Unsupported(p, i, "a one-letter property escape");
+    out->append(p.substr(i, 2));  // \xHH: the digits follow as plain characters
+    return 2;
+  }
+  size_t close = p.find('}', i + 2);
+  if (close == std::string_view::npos) return Unsupported(p, i, "an unclosed \\p{ or \\x{");
+  if (e != 'x') {
+    ASSIGN_OR_RETURN(bool done,
+                     TranslateCategory(p, i, p.substr(i + 3, close - i - 3), in_class, out));
+    if (done) return close + 1 - i;
+  }
+  out->append(p.substr(i, close + 1 - i));
+  return close + 1 - i;
+}
+
+// The PCRE2 form of a one-letter escape `\e`, or nullopt when it is not supported.
+std::optional<std::string> LetterEscape(char e, bool in_class) {
+  switch (e) {
+    case 's':
+      return "\\p{White_Space}";
+    case 'S':
+      return "\\P{White_Space}";
+    case 'h':
+      return absl::StrCat(in_class ? "" : "[", kHexDigits, in_class ? "" : "]");
+    case 'H':
+      if (in_class) return std::nullopt;
+      return absl::StrCat("[^", kHexDigits, "]");
+    case 'v':  // Oniguruma: vertical tab; PCRE2: any vertical space.
+      return "\\x0B";
+    case 'b':  // backspace inside a class; a word boundary (not supported) outside
+      if (!in_class) return std::nullopt;
+      return "\\x08";
+    default:
+      break;
+  }
+  // Same meaning in both engines (\d is Decimal_Number in both with UCP).
+  constexpr std::string_view kSame = "dDnrtfaeAzZ";
+  if (kSame.find(e) != std::string_view::npos) return std::string("\\") + e;
+  return std::nullopt;
+}
 
 // Translates the escape starting at pattern[i] == '\\'. Returns the number of pattern bytes it
 // consumed.
 StatusOr<size_t> TranslateEscape(std::string_view p, size_t i, bool in_class, std::string* out) {
   if (i + 1 >= p.size()) return Unsupported(p, i, "a trailing backslash");
   char e = p[i + 1];
-  if (e == 'p' || e == 'P' || e == 'x') {
-    if (i + 2 < p.size() && p[i + 2] == '{') {
-      size_t close = p.find('}', i + 2);
-      if (close == std::string_view::npos) return Unsupported(p, i, "an unclosed \\p{ or \\x{");
-      if (e != 'x') {
-        std::string_view body = p.substr(i + 3, close - i - 3);
-        ASSIGN_OR_RETURN(bool done, TranslateCategory(p, i, body, in_class, out));
-        if (done) return close + 1 - i;
-      }
-      out->append(p.substr(i, close + 1 - i));
-      return close + 1 - i;
-    }
-    if (e == 'x') {
-      out->append(p.substr(i, 2));
-      return 2;
-    }
-    return Unsupported(p, i, "a one-letter property escape");
-  }
+  if (e == 'p' || e == 'P' || e == 'x') return TranslateBracedEscape(p, i, in_class, out);
   if (e == 'u' && i + 5 < p.size() && IsHex(p[i + 2]) && IsHex(p[i + 3]) && IsHex(p[i + 4]) &&
       IsHex(p[i + 5])) {
     absl::StrAppend(out, "\\x{", AsAbsl(p.substr(i + 2, 4)), "}");
     return 6;
   }
-  switch (e) {
-    case 's':
-      out->append("\\p{White_Space}");
-      return 2;
-    case 'S':
-      out->append("\\P{White_Space}");
-      return 2;
-    case 'h':
-      absl::StrAppend(out, in_class ? "" : "[", kHexDigits, in_class ? "" : "]");
-      return 2;
-    case 'H':
-      if (in_class) return Unsupported(p, i, "\\H inside a character class");
-      absl::StrAppend(out, "[^", kHexDigits, "]");
-      return 2;
-    case 'v':  // Oniguruma: vertical tab; PCRE2: any vertical space.
-      out->append("\\x0B");
-      return 2;
-    case 'b':
-      if (!in_class) return Unsupported(p, i, "\\b (word boundary)");
-      out->append("\\x08");
-      return 2;
-    case 'd': case 'D': case 'n': case 'r': case 't': case 'f': case 'a': case 'e':
-    case 'A': case 'z': case 'Z':
-      out->append(p.substr(i, 2));
-      return 2;
-    default:
-      break;
-  }
   bool alnum = (e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9');
-  if (alnum) return Unsupported(p, i, absl::StrCat("the escape \\", std::string(1, e)));
-  out->append(p.substr(i, 2));  // an escaped punctuation or non-ASCII byte: a literal
+  if (!alnum) {
+    out->append(p.substr(i, 2));  // an escaped punctuation or non-ASCII byte: a literal
+    return 2;
+  }
+  std::optional<std::string> replacement = LetterEscape(e, in_class);
+  if (!replacement) {
+    return Unsupported(
+        p, i, absl::StrCat("the escape \\", std::string(1, e), in_class ? " inside a class" : ""));
+  }
+  out->append(*replacement);
   return 2;
 }
 
@@ -206,15 +216,14 @@ StatusOr<std::unique_ptr<OnigRegex>> OnigRegex::Compile(std::string_view pattern
   pcre2_set_newline(context, PCRE2_NEWLINE_LF);  // Oniguruma: `.` excludes only \n
   int error = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(), options,
-                    &error, &offset, context);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()),
+                                   translated.size(), options, &error, &offset, context);
   pcre2_compile_context_free(context);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof(message));
-    return absl::InvalidArgumentError(absl::StrCat("regex \"", AsAbsl(pattern), "\": ",
-                                                   reinterpret_cast<char*>(message),
+    return absl::InvalidArgumentError(absl::StrCat("regex \"", AsAbsl(pattern),
+                                                   "\": ", reinterpret_cast<char*>(message),
                                                    " at offset ", offset));
   }
   std::unique_ptr<OnigRegex> regex(new OnigRegex(code));
@@ -240,7 +249,10 @@ std::vector<std::pair<size_t, size_t>> OnigRegex::FindAll(std::string_view text)
                        nullptr);
     }
     if (rc < 0) {
-      if (rc != PCRE2_ERROR_NOMATCH) VLMD_LOG(Warning) << "tokenizer regex match failed: " << rc;
+      if (rc != PCRE2_ERROR_NOMATCH) {
+        // The rest of the text stays one piece: still encoded, only split differently.
+        VLMD_LOG(Warning) << "tokenizer regex match failed with PCRE2 error " << rc;
+      }
       break;
     }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data);
@@ -258,8 +270,8 @@ std::vector<std::pair<size_t, size_t>> OnigRegex::FindAll(std::string_view text)
 
 bool IsRustWordChar(char32_t cp) {
   static const OnigRegex* const kWord = [] {
-    auto compiled = OnigRegex::Compile(
-        "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]", /*literal=*/false);
+    auto compiled = OnigRegex::Compile("[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]",
+                                       /*literal=*/false);
     return compiled.ok() ? compiled->release() : nullptr;
   }();
   if (kWord == nullptr) return false;

@@ -55,9 +55,11 @@ class Tokenizer {
 };
 
 // Turns a stream of token ids into text pieces that are always whole UTF-8 characters, for
-// streaming responses. Not thread-safe; one per sequence.
+// streaming responses. The concatenation of every Add() result and Flush() equals
+// Decode(all ids). Not thread-safe; one per sequence.
 class IncrementalDecoder {
  public:
+  // `skip_special_tokens` as in Tokenizer::Decode.
   IncrementalDecoder(std::shared_ptr<const Tokenizer> tokenizer, bool skip_special_tokens);
   // Adds one id; returns the newly completed text (possibly empty while a character is split).
   std::string Add(int32_t id);

@@ -38,15 +38,19 @@ Status ParseNormalizer(const json& node, const std::string& field, const FieldEr
   if (node.is_null()) return absl::OkStatus();
   if (!node.is_object()) return errors.Invalid(field, "expected an object or null");
   std::string type = TypeOf(node);
-  if (type == "NFC") forms->push_back(NormalForm::kNFC);
-  else if (type == "NFD") forms->push_back(NormalForm::kNFD);
-  else if (type == "NFKC") forms->push_back(NormalForm::kNFKC);
-  else if (type == "NFKD") forms->push_back(NormalForm::kNFKD);
+  if (type == "NFC")
+    forms->push_back(NormalForm::kNFC);
+  else if (type == "NFD")
+    forms->push_back(NormalForm::kNFD);
+  else if (type == "NFKC")
+    forms->push_back(NormalForm::kNFKC);
+  else if (type == "NFKD")
+    forms->push_back(NormalForm::kNFKD);
   else if (type == "Sequence" && node.contains("normalizers") && node["normalizers"].is_array()) {
     const json& list = node["normalizers"];
     for (size_t i = 0; i < list.size(); ++i) {
-      RETURN_IF_ERROR(ParseNormalizer(list[i], absl::StrCat(field, ".normalizers[", i, "]"),
-                                      errors, forms));
+      RETURN_IF_ERROR(
+          ParseNormalizer(list[i], absl::StrCat(field, ".normalizers[", i, "]"), errors, forms));
     }
   } else {
     return errors.Unimplemented(field, absl::StrCat("normalizer type \"", type, "\""));
@@ -68,9 +72,8 @@ StatusOr<std::unique_ptr<OnigRegex>> ParseSplit(const json& node, const std::str
   }
   auto regex = OnigRegex::Compile(pattern[key].get<std::string>(), literal);
   if (!regex.ok()) {
-    return Status(regex.status().code(), absl::StrCat("tokenizer file ", errors.file(), ": ",
-                                                      field, ".pattern: ",
-                                                      regex.status().message()));
+    return Status(regex.status().code(), absl::StrCat("tokenizer file ", errors.file(), ": ", field,
+                                                      ".pattern: ", regex.status().message()));
   }
   return regex;
 }
@@ -108,9 +111,9 @@ Status ParsePreTokenizer(const json& node, const FieldErrors& errors, PreTokeniz
     } else if (type == "ByteLevel" && last) {
       RETURN_IF_ERROR(ParseByteLevel(*steps[i], step_field, errors, spec));
     } else {
-      return errors.Unimplemented(step_field,
-                                  absl::StrCat("\"", type, "\" here (supported: Split steps, then "
-                                               "one final ByteLevel)"));
+      return errors.Unimplemented(step_field, absl::StrCat("\"", type,
+                                                           "\" here (supported: Split steps, then "
+                                                           "one final ByteLevel)"));
     }
   }
   return absl::OkStatus();
@@ -154,12 +157,11 @@ StatusOr<TokenizerSpec> ParseSpec(const json& root, const FieldErrors& errors) {
     if (!root.contains(required)) return errors.Invalid(required, "missing");
   }
   TokenizerSpec spec;
-  RETURN_IF_ERROR(ParseNormalizer(root.value("normalizer", json()), "normalizer", errors,
-                                  &spec.normalizers));
+  RETURN_IF_ERROR(
+      ParseNormalizer(root.value("normalizer", json()), "normalizer", errors, &spec.normalizers));
   RETURN_IF_ERROR(ParsePreTokenizer(root["pre_tokenizer"], errors, &spec.pre_tokenizer));
   RETURN_IF_ERROR(CheckDecoder(root["decoder"], errors));
-  RETURN_IF_ERROR(ParseAddedTokens(root.value("added_tokens", json()), errors,
-                                   &spec.added_tokens));
+  RETURN_IF_ERROR(ParseAddedTokens(root.value("added_tokens", json()), errors, &spec.added_tokens));
   ASSIGN_OR_RETURN(spec.model, BpeModel::FromJson(root["model"], errors.file()));
   return spec;
 }

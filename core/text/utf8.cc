@@ -135,10 +135,9 @@ std::string Normalize(std::string_view s, NormalForm form) {
                                                                      : UTF8PROC_DECOMPOSE;
   if (form == NormalForm::kNFKC || form == NormalForm::kNFKD) options |= UTF8PROC_COMPAT;
   utf8proc_uint8_t* result = nullptr;
-  utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                   static_cast<utf8proc_ssize_t>(s.size()), &result,
-                   static_cast<utf8proc_option_t>(options));
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                    static_cast<utf8proc_ssize_t>(s.size()), &result,
+                                    static_cast<utf8proc_option_t>(options));
   // utf8proc only fails on invalid UTF-8 or out of memory; callers pass valid UTF-8.
   std::string out = n < 0 ? std::string(s) : std::string(reinterpret_cast<char*>(result), n);
   std::free(result);

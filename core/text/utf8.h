@@ -14,7 +14,9 @@ namespace vlmd::text {
 
 // Debian's Abseil is built with its own string_view type; this bridges std::string_view to it
 // for Abseil hash-map lookups and StrCat.
-inline absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline absl::string_view AsAbsl(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 // Unicode normalization forms (the HF normalizers NFC, NFD, NFKC, NFKD).
 enum class NormalForm { kNFC, kNFD, kNFKC, kNFKD };

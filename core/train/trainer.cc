@@ -254,6 +254,15 @@ Status Trainer::SaveCheckpoint(const std::map<std::string, double>& eval_metrics
   return absl::OkStatus();
 }
 
+Status Trainer::SaveCheckpointNow() {
+  std::string dir = absl::StrCat(spec_.output_dir, "/checkpoint-", progress_.global_step);
+  if (progress_.global_step == 0 ||
+      (!progress_.checkpoints.empty() && progress_.checkpoints.back() == dir)) {
+    return absl::OkStatus();
+  }
+  return SaveCheckpoint({});
+}
+
 Status Trainer::Restore(const std::string& checkpoint_dir) {
   TrainingState state{&spec_, adapter_.get(), optimizer_.get(), &progress_, max_steps_,
                       bundle_->preprocessor};

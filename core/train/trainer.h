@@ -57,6 +57,8 @@ class Trainer {
   // Trains until max steps or until `stop` becomes true (then returns CANCELLED after the
   // current step). Checkpoints are kept either way.
   Status Run(const std::atomic<bool>& stop);
+  // Saves a checkpoint at the current step unless one exists (after a cancellation).
+  Status SaveCheckpointNow();
   int64_t max_steps() const { return max_steps_; }
   const TrainProgress& progress() const { return progress_; }
   const LoraAdapter& adapter() const { return *adapter_; }

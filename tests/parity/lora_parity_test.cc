@@ -56,7 +56,7 @@ void ExpectClose(const std::string& what, const at::Tensor& a, const at::Tensor&
     EXPECT_GE(d.cosine, 0.999) << what;
     EXPECT_LE(d.max_abs, 0.05 * scale) << what;
   } else {
-    EXPECT_LE(d.max_abs, 1e-4 * scale) << what << " max|diff| " << d.max_abs;
+    EXPECT_LE(d.max_abs, 1e-5 * scale) << what << " max|diff| " << d.max_abs;
   }
   std::printf("  %-22s max|diff| %.3g  max|ref| %.3g  cos %.7f\n", what.c_str(), d.max_abs,
               d.ref_max, d.cosine);

@@ -6,8 +6,9 @@
 // Tolerances. float32 on the CPU: both sides compute the same float32 graph, but with
 // different GEMM kernels (OpenBLAS here, MKL/oneDNN in the PyTorch wheel) and, for the patch
 // embedding, a GEMM instead of a Conv3d; every reduction of length K then differs by a few
-// ulps (~K * 6e-8 relative in the worst case, far less on average). Over 2-5 tiny layers this
-// stays below 1e-5 of the largest logit; we allow 1e-4 of max(1, |logit|max).
+// ulps (~K * 6e-8 relative in the worst case, far less on average). Over 2-5 tiny layers the
+// measured error is at most 6.3e-7 of the largest logit (all cases, 2026-11-25); we allow
+// 1e-5 of max(1, |logit|max), 15x that, for other BLAS builds.
 // bfloat16 (VLMD_TEST_DTYPE=bfloat16, GPU machine) against the float32 reference: bf16 keeps
 // 8 mantissa bits (relative step 2^-8 = 0.4%), so logits may differ by a few percent of their
 // range; we require cosine similarity >= 0.999 and max error <= 5% of max(1, |logit|max).
@@ -48,7 +49,7 @@ void ExpectClose(const std::string& what, const at::Tensor& actual, const at::Te
     EXPECT_GE(d.cosine, 0.999) << what;
     EXPECT_LE(d.max_abs, 0.05 * scale) << what << " max|diff| " << d.max_abs;
   } else {
-    EXPECT_LE(d.max_abs, 1e-4 * scale) << what << " max|diff| " << d.max_abs << " of "
+    EXPECT_LE(d.max_abs, 1e-5 * scale) << what << " max|diff| " << d.max_abs << " of "
                                         << d.ref_max;
   }
   std::printf("  %-14s max|diff| %.3g  max|ref| %.3g  cos %.7f\n", what.c_str(), d.max_abs,

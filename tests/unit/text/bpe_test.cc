@@ -50,11 +50,15 @@ std::shared_ptr<const Tokenizer> Build(const json& spec) {
   return tokenizer.ok() ? *tokenizer : nullptr;
 }
 
-Status BuildError(const json& spec) { return Tokenizer::FromJson(spec.dump(), "bad.json").status(); }
+Status BuildError(const json& spec) {
+  return Tokenizer::FromJson(spec.dump(), "bad.json").status();
+}
 
 TEST(BpeTest, MergesLowestRankFirst) {
-  auto bc_first = Build(SmallTokenizer({"ab", "bc", "abc"}, Pairs({{"b", "c"}, {"a", "b"}, {"a", "bc"}})));
-  auto ab_first = Build(SmallTokenizer({"ab", "bc", "abc"}, Pairs({{"a", "b"}, {"b", "c"}, {"ab", "c"}})));
+  auto bc_first =
+      Build(SmallTokenizer({"ab", "bc", "abc"}, Pairs({{"b", "c"}, {"a", "b"}, {"a", "bc"}})));
+  auto ab_first =
+      Build(SmallTokenizer({"ab", "bc", "abc"}, Pairs({{"a", "b"}, {"b", "c"}, {"ab", "c"}})));
   auto no_final = Build(SmallTokenizer({"ab", "bc", "abc"}, Pairs({{"b", "c"}, {"a", "b"}})));
   ASSERT_TRUE(bc_first && ab_first && no_final);
   EXPECT_THAT(bc_first->Encode("abc"), ElementsAre(258));
@@ -71,7 +75,8 @@ TEST(BpeTest, LeftmostPairWinsTies) {
 
 TEST(BpeTest, StringAndPairMergesAgree) {
   auto pairs = Build(SmallTokenizer({"ab", "abc"}, Pairs({{"a", "b"}, {"ab", "c"}})));
-  auto strings = Build(SmallTokenizer({"ab", "abc"}, json::array({"#version: 0.2", "a b", "ab c"})));
+  auto strings =
+      Build(SmallTokenizer({"ab", "abc"}, json::array({"#version: 0.2", "a b", "ab c"})));
   ASSERT_TRUE(pairs && strings);
   EXPECT_EQ(pairs->Encode("xabcab"), strings->Encode("xabcab"));
   EXPECT_THAT(strings->Encode("xabcab"), ElementsAre('x', 257, 256));
@@ -86,7 +91,11 @@ TEST(BpeTest, IgnoreMergesTakesWholeWords) {
 
 TEST(BpeTest, ByteLevelRegexAndPrefixSpace) {
   // Byte 0x20 is the byte-level character "Ġ" (U+0120).
-  json spec = SmallTokenizer({"\xC4\xA0" "b", "\xC4\xA0" "a"}, Pairs({{"\xC4\xA0", "b"}, {"\xC4\xA0", "a"}}));
+  json spec = SmallTokenizer({"\xC4\xA0"
+                              "b",
+                              "\xC4\xA0"
+                              "a"},
+                             Pairs({{"\xC4\xA0", "b"}, {"\xC4\xA0", "a"}}));
   EXPECT_THAT(Build(spec)->Encode("a b"), ElementsAre('a', 256));  // one word: (a, Ġb)
   spec["pre_tokenizer"]["use_regex"] = true;
   EXPECT_THAT(Build(spec)->Encode("a b"), ElementsAre('a', 256));  // words "a", " b"
@@ -96,7 +105,8 @@ TEST(BpeTest, ByteLevelRegexAndPrefixSpace) {
 
 TEST(AddedTokensTest, StripFlagsSwallowWhitespace) {
   json spec = SmallTokenizer({}, json::array());
-  spec["added_tokens"] = {{{"id", 300}, {"content", "<x>"}, {"special", true}, {"normalized", false}}};
+  spec["added_tokens"] = {
+      {{"id", 300}, {"content", "<x>"}, {"special", true}, {"normalized", false}}};
   EXPECT_THAT(Build(spec)->Encode("a  <x>  b"), ElementsAre('a', ' ', ' ', 300, ' ', ' ', 'b'));
   spec["added_tokens"][0]["lstrip"] = true;
   spec["added_tokens"][0]["rstrip"] = true;
@@ -146,17 +156,25 @@ TEST(TokenizerJsonTest, RefusesUnsupportedPartsNamingTheField) {
       {"/pre_tokenizer",
        {{"type", "Sequence"},
         {"pretokenizers",
-         {{{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Removed"}}, {{"type", "ByteLevel"}}}}},
-       absl::StatusCode::kUnimplemented, "pre_tokenizer.pretokenizers[0].behavior"},
+         {{{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Removed"}},
+          {{"type", "ByteLevel"}}}}},
+       absl::StatusCode::kUnimplemented,
+       "pre_tokenizer.pretokenizers[0].behavior"},
       {"/pre_tokenizer",
        {{"type", "Sequence"}, {"pretokenizers", {{{"type", "ByteLevel"}}, {{"type", "Digits"}}}}},
-       absl::StatusCode::kUnimplemented, "pre_tokenizer.pretokenizers[0]"},
+       absl::StatusCode::kUnimplemented,
+       "pre_tokenizer.pretokenizers[0]"},
       {"/model/dropout", 0.1, absl::StatusCode::kUnimplemented, "model.dropout"},
       {"/model/byte_fallback", true, absl::StatusCode::kUnimplemented, "model.byte_fallback"},
-      {"/model/merges", Pairs({{"a", "zz"}}), absl::StatusCode::kInvalidArgument, "model.merges[0]"},
-      {"/model/merges", json::array({"a b c"}), absl::StatusCode::kInvalidArgument, "model.merges[0]"},
+      {"/model/merges", Pairs({{"a", "zz"}}), absl::StatusCode::kInvalidArgument,
+       "model.merges[0]"},
+      {"/model/merges", json::array({"a b c"}), absl::StatusCode::kInvalidArgument,
+       "model.merges[0]"},
       {"/model/type", "WordPiece", absl::StatusCode::kUnimplemented, "model.type"},
-      {"/added_tokens", {{{"content", "x"}}}, absl::StatusCode::kInvalidArgument, "added_tokens[0]"},
+      {"/added_tokens",
+       {{{"content", "x"}}},
+       absl::StatusCode::kInvalidArgument,
+       "added_tokens[0]"},
   };
   for (const Case& c : cases) {
     json spec = SmallTokenizer({}, json::array());

@@ -10,12 +10,14 @@ namespace {
 
 // The Split pattern of Qwen2's tokenizer.json.
 constexpr char kQwen2Pattern[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 std::vector<std::string> Matches(const OnigRegex& regex, const std::string& text) {
   std::vector<std::string> out;
-  for (const auto& [begin, end] : regex.FindAll(text)) out.push_back(text.substr(begin, end - begin));
+  for (const auto& [begin, end] : regex.FindAll(text))
+    out.push_back(text.substr(begin, end - begin));
   return out;
 }
 
@@ -52,15 +54,17 @@ TEST(OnigRegexTest, WhiteSpaceMatchesOniguruma) {
 // HF's Oniguruma has Unicode 16.0 tables, PCRE2 10.42 Unicode 14: L and N are topped up.
 TEST(OnigRegexTest, LettersAndNumbersFollowUnicode16) {
   EXPECT_EQ(TranslateOnigPattern("\\p{L}")->rfind("[\\p{L}\\x{1c89}-\\x{1c8a}\\x{a7cb}", 0), 0u);
-  EXPECT_EQ(TranslateOnigPattern("\\P{N}")->rfind("[^\\p{N}\\x{10d40}-\\x{10d49}\\x{116d0}", 0), 0u);
+  EXPECT_EQ(TranslateOnigPattern("\\P{N}")->rfind("[^\\p{N}\\x{10d40}-\\x{10d49}\\x{116d0}", 0),
+            0u);
   EXPECT_EQ(TranslateOnigPattern("[^\\P{L}]").status().code(), absl::StatusCode::kUnimplemented);
-  const std::string cjk_ext_h = "\xF0\xB1\x8D\x90";         // U+31350 (Unicode 15.0, Lo)
-  const std::string outlined_zero = "\xF0\x9C\xB3\xB0";     // U+1CCF0 (Unicode 16.0, Nd)
+  const std::string cjk_ext_h = "\xF0\xB1\x8D\x90";      // U+31350 (Unicode 15.0, Lo)
+  const std::string outlined_zero = "\xF0\x9C\xB3\xB0";  // U+1CCF0 (Unicode 16.0, Nd)
   auto letters = OnigRegex::Compile("\\p{L}+", false);
   auto numbers = OnigRegex::Compile("[\\p{N}]", false);
   auto non_letters = OnigRegex::Compile("\\P{L}", false);
   ASSERT_TRUE(letters.ok() && numbers.ok() && non_letters.ok());
-  EXPECT_EQ(Matches(**letters, "x" + cjk_ext_h + "y"), std::vector<std::string>{"x" + cjk_ext_h + "y"});
+  EXPECT_EQ(Matches(**letters, "x" + cjk_ext_h + "y"),
+            std::vector<std::string>{"x" + cjk_ext_h + "y"});
   EXPECT_EQ(Matches(**numbers, outlined_zero), std::vector<std::string>{outlined_zero});
   EXPECT_TRUE(Matches(**non_letters, cjk_ext_h).empty());
 }

@@ -2,6 +2,7 @@
 #include "core/text/tokenizer.h"
 
 #include <chrono>
+#include <random>
 #include <thread>
 
 #include "core/base/file_util.h"
@@ -39,7 +40,8 @@ class RealTokenizerTest : public ::testing::Test {
 // Ids from spec/qwen2vl.md §1.1 and §5.1 (transformers' Qwen2-VL integration test).
 TEST_F(RealTokenizerTest, SpecExampleIds) {
   std::vector<ChatMessage> messages = {
-      {"user", {{ContentPart::Type::kImage, ""}, {ContentPart::Type::kText, "What kind of dog is this?"}}}};
+      {"user",
+       {{ContentPart::Type::kImage, ""}, {ContentPart::Type::kText, "What kind of dog is this?"}}}};
   std::vector<int32_t> ids = tokenizer_->Encode(ApplyChatTemplate(messages, true));
   std::vector<int32_t> head(ids.begin(), ids.begin() + 17);
   EXPECT_THAT(head, ElementsAre(151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198,
@@ -47,7 +49,8 @@ TEST_F(RealTokenizerTest, SpecExampleIds) {
   // The tail: "What kind of dog is this?" <|im_end|> \n <|im_start|> assistant \n. "assistant" =
   // 77091 is UNCONFIRMED in the spec; transformers.js gives it too.
   std::vector<int32_t> tail(ids.begin() + 17, ids.end());
-  EXPECT_THAT(tail, ElementsAre(3838, 3093, 315, 5562, 374, 419, 30, 151645, 198, 151644, 77091, 198));
+  EXPECT_THAT(tail,
+              ElementsAre(3838, 3093, 315, 5562, 374, 419, 30, 151645, 198, 151644, 77091, 198));
   auto expanded = ExpandImageTokens(ids, 151655, {3});
   ASSERT_TRUE(expanded.ok());
   std::vector<int32_t> expanded_head(expanded->begin() + 14, expanded->begin() + 19);
@@ -60,7 +63,9 @@ TEST_F(RealTokenizerTest, VocabularyLookups) {
   EXPECT_EQ(tokenizer_->TokenToId("\xC4\x8A"), 198);  // "Ċ" = "\n"
   EXPECT_EQ(tokenizer_->TokenToId("<|im_start|>"), 151644);
   EXPECT_EQ(tokenizer_->TokenToId("no such token"), std::nullopt);
-  EXPECT_EQ(tokenizer_->IdToToken(525), "\xC4\xA0" "are");  // "Ġare"
+  EXPECT_EQ(tokenizer_->IdToToken(525),
+            "\xC4\xA0"
+            "are");  // "Ġare"
   EXPECT_EQ(tokenizer_->IdToToken(151645), "<|im_end|>");
   EXPECT_EQ(tokenizer_->IdToToken(151669), std::nullopt);
   EXPECT_TRUE(tokenizer_->IsSpecial(151643));
@@ -83,13 +88,17 @@ TEST_F(RealTokenizerTest, CutCharactersBecomeReplacementCharacters) {
   ASSERT_GT(ids.size(), 1u);
   EXPECT_EQ(tokenizer_->Decode(ids, false), "\xF0\x9F\xAB\xA8");
   EXPECT_EQ(tokenizer_->Decode({ids[0]}, false), kFffd);
-  EXPECT_EQ(tokenizer_->Encode("a\xFF" "b"), tokenizer_->Encode("a\xEF\xBF\xBD" "b"));
+  EXPECT_EQ(tokenizer_->Encode("a\xFF"
+                               "b"),
+            tokenizer_->Encode("a\xEF\xBF\xBD"
+                               "b"));
 }
 
 TEST_F(RealTokenizerTest, IncrementalDecoderEmitsWholeCharacters) {
   for (const std::string text :
        {"\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 family",
-        "\xF0\xA0\x80\x80\xF0\xA0\x80\x81 rare CJK \xE9\xBE\x98", "<|im_start|>\xF0\x9F\xAB\xA8<|im_end|>"}) {
+        "\xF0\xA0\x80\x80\xF0\xA0\x80\x81 rare CJK \xE9\xBE\x98",
+        "<|im_start|>\xF0\x9F\xAB\xA8<|im_end|>"}) {
     std::vector<int32_t> ids = tokenizer_->Encode(text);
     IncrementalDecoder decoder(tokenizer_, /*skip_special_tokens=*/false);
     std::string joined;
@@ -124,6 +133,29 @@ TEST_F(RealTokenizerTest, RoundTripIsNfc) {
     EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode(text), false),
               text::Normalize(text, text::NormalForm::kNFC))
         << text;
+  }
+}
+
+// Random bytes (mostly ill-formed UTF-8) and random ids: no crash, and the documented invariants.
+TEST_F(RealTokenizerTest, RandomInputsKeepInvariants) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> pieces = {
+      "a",          " ",     "\n",        "\xE4\xBD", "\xA0",     "\xF0\x9F", "\x98\x80",
+      "<|im_end|>", "<|im_", "e\xCC\x81", "'s",       "\xC2\xA0", "1"};
+  for (int round = 0; round < 300; ++round) {
+    std::string text;
+    for (int n = rng() % 12; n > 0; --n) {
+      text += rng() % 4 ? pieces[rng() % pieces.size()] : std::string(1, static_cast<char>(rng()));
+    }
+    std::string expected = text::Normalize(text::Utf8Lossy(text), text::NormalForm::kNFC);
+    EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode(text), false), expected);
+    std::vector<int32_t> ids;
+    for (int n = rng() % 10; n > 0; --n) ids.push_back(static_cast<int32_t>(rng() % 151700));
+    IncrementalDecoder decoder(tokenizer_, round % 2 == 0);
+    std::string streamed;
+    for (int32_t id : ids) streamed += decoder.Add(id);
+    streamed += decoder.Flush();
+    EXPECT_EQ(streamed, tokenizer_->Decode(ids, round % 2 == 0));
   }
 }
 

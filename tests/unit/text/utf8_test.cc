@@ -14,20 +14,27 @@ std::string Repeat(const std::string& s, int n) {
 }
 
 TEST(Utf8LossyTest, KeepsValidText) {
-  EXPECT_EQ(Utf8Lossy("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"), "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+  EXPECT_EQ(Utf8Lossy("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"),
+            "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
 }
 
 // Expected values follow Rust's String::from_utf8_lossy (one U+FFFD per maximal subpart).
 TEST(Utf8LossyTest, ReplacesMaximalSubparts) {
-  EXPECT_EQ(Utf8Lossy("\xF0\x9F"), kFffd);                       // truncated at the end
-  EXPECT_EQ(Utf8Lossy("\xE2\x82" "A"), std::string(kFffd) + "A");  // truncated in the middle
-  EXPECT_EQ(Utf8Lossy("a\x80" "b"), "a" + std::string(kFffd) + "b");
-  EXPECT_EQ(Utf8Lossy("\xF0\x80\x80"), Repeat(kFffd, 3));        // F0 needs 90..BF next
-  EXPECT_EQ(Utf8Lossy("\xED\xA0\x80"), Repeat(kFffd, 3));        // a surrogate
-  EXPECT_EQ(Utf8Lossy("\xC0\xAF"), Repeat(kFffd, 2));            // an overlong
-  EXPECT_EQ(Utf8Lossy("\xF4\x90\x80\x80"), Repeat(kFffd, 4));    // above U+10FFFF
+  EXPECT_EQ(Utf8Lossy("\xF0\x9F"), kFffd);  // truncated at the end
+  EXPECT_EQ(Utf8Lossy("\xE2\x82"
+                      "A"),
+            std::string(kFffd) + "A");  // truncated in the middle
+  EXPECT_EQ(Utf8Lossy("a\x80"
+                      "b"),
+            "a" + std::string(kFffd) + "b");
+  EXPECT_EQ(Utf8Lossy("\xF0\x80\x80"), Repeat(kFffd, 3));      // F0 needs 90..BF next
+  EXPECT_EQ(Utf8Lossy("\xED\xA0\x80"), Repeat(kFffd, 3));      // a surrogate
+  EXPECT_EQ(Utf8Lossy("\xC0\xAF"), Repeat(kFffd, 2));          // an overlong
+  EXPECT_EQ(Utf8Lossy("\xF4\x90\x80\x80"), Repeat(kFffd, 4));  // above U+10FFFF
   EXPECT_EQ(Utf8Lossy("\xFF\xFE"), Repeat(kFffd, 2));
-  EXPECT_EQ(Utf8Lossy("\xF0\x9F\x98" "\xF0\x9F\x98\x80"), std::string(kFffd) + "\xF0\x9F\x98\x80");
+  EXPECT_EQ(Utf8Lossy("\xF0\x9F\x98"
+                      "\xF0\x9F\x98\x80"),
+            std::string(kFffd) + "\xF0\x9F\x98\x80");
 }
 
 TEST(Utf8Test, Validates) {
@@ -45,9 +52,11 @@ TEST(Utf8Test, IncompleteTail) {
   EXPECT_EQ(IncompleteUtf8Tail("\xF0\x9F\x98"), 3u);
   EXPECT_EQ(IncompleteUtf8Tail("\xF0"), 1u);
   EXPECT_EQ(IncompleteUtf8Tail("\xF0\x9F\x98\x80"), 0u);  // complete
-  EXPECT_EQ(IncompleteUtf8Tail("\xE2" "A"), 0u);           // already ill-formed
-  EXPECT_EQ(IncompleteUtf8Tail("\xF0\x80"), 0u);           // can never complete
-  EXPECT_EQ(IncompleteUtf8Tail("\xED\xA0"), 0u);           // would be a surrogate
+  EXPECT_EQ(IncompleteUtf8Tail("\xE2"
+                               "A"),
+            0u);                                  // already ill-formed
+  EXPECT_EQ(IncompleteUtf8Tail("\xF0\x80"), 0u);  // can never complete
+  EXPECT_EQ(IncompleteUtf8Tail("\xED\xA0"), 0u);  // would be a surrogate
   EXPECT_EQ(IncompleteUtf8Tail("\x80\x80\x80"), 0u);
 }
 
@@ -67,12 +76,13 @@ TEST(Utf8Test, CodePoints) {
 
 TEST(NormalizeTest, Forms) {
   EXPECT_EQ(Normalize("e\xCC\x81", NormalForm::kNFC), "\xC3\xA9");
-  EXPECT_EQ(Normalize("\xE2\x84\xAB", NormalForm::kNFC), "\xC3\x85");  // Angstrom sign -> Å
+  EXPECT_EQ(Normalize("\xE2\x84\xAB", NormalForm::kNFC), "\xC3\x85");      // Angstrom sign -> Å
   EXPECT_EQ(Normalize("\xEF\xAC\x81", NormalForm::kNFC), "\xEF\xAC\x81");  // ligature kept
   EXPECT_EQ(Normalize("\xEF\xAC\x81", NormalForm::kNFKC), "fi");
   EXPECT_EQ(Normalize("\xC3\xA9", NormalForm::kNFD), "e\xCC\x81");
   EXPECT_EQ(Normalize(std::string("a\0b", 3), NormalForm::kNFC), std::string("a\0b", 3));
-  EXPECT_EQ(Normalize(std::string("\xC3\xA9\0", 3), NormalForm::kNFD), std::string("e\xCC\x81\0", 4));
+  EXPECT_EQ(Normalize(std::string("\xC3\xA9\0", 3), NormalForm::kNFD),
+            std::string("e\xCC\x81\0", 4));
 }
 
 TEST(WhiteSpaceTest, IsUnicodeWhiteSpace) {

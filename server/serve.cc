@@ -1,0 +1,200 @@
+#include "server/serve.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "core/api/inference.h"
+#include "core/base/file_util.h"
+#include "core/base/logging.h"
+#include "nlohmann/json.hpp"
+#include "server/inference_rpc.h"
+#include "server/listeners.h"
+#include "server/signals.h"
+
+#ifndef VLMD_VERSION
+#define VLMD_VERSION "unknown"
+#endif
+
+namespace vlmd::server {
+namespace {
+
+const std::vector<std::string> kHealthNames = {"vlmd.v1.Inference"};
+
+// Where the first termination signal is delivered to the main thread.
+struct StopSignal {
+  std::mutex mu;
+  std::condition_variable cv;
+  int signo = 0;  // guarded by mu
+  std::atomic<bool> serving{false};
+};
+
+LogLevel ParseLogLevel(const std::string& text) {
+  if (text == "debug") return LogLevel::kDebug;
+  if (text == "warning") return LogLevel::kWarning;
+  if (text == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+void OnSignal(StopSignal* stop, int signo) {
+  if (!stop->serving.load()) {
+    VLMD_LOG(Warning) << "signal " << signo << " during startup: exiting";
+    std::_Exit(128 + signo);
+  }
+  std::lock_guard<std::mutex> lock(stop->mu);
+  if (stop->signo != 0) {
+    VLMD_LOG(Warning) << "second signal " << signo << " while draining: exiting now";
+    std::_Exit(128 + signo);
+  }
+  stop->signo = signo;
+  stop->cv.notify_all();
+}
+
+int WaitForSignal(StopSignal* stop) {
+  std::unique_lock<std::mutex> lock(stop->mu);
+  stop->cv.wait(lock, [stop] { return stop->signo != 0; });
+  return stop->signo;
+}
+
+void LogSecurity(const ServeConfig& c) {
+  int admins =
+      static_cast<int>(std::count_if(c.auth.tokens.begin(), c.auth.tokens.end(),
+                                     [](const TokenEntry& t) { return t.role == Role::kAdmin; }));
+  if (c.auth.tokens.empty()) {
+    VLMD_LOG(Warning) << "authentication is OFF: no tokens configured, every caller is admin";
+  } else {
+    VLMD_LOG(Info) << "bearer-token authentication on: " << c.auth.tokens.size() << " tokens ("
+                   << admins << " admin)";
+  }
+  const char* tls = c.tls.cert.empty()        ? "plaintext (no TLS)"
+                    : c.tls.client_ca.empty() ? "TLS"
+                                              : "mutual TLS (client certificates required)";
+  VLMD_LOG(Info) << "transport: " << tls;
+}
+
+Status PreloadAdapters(api::InferenceService& service, const ServeConfig& c) {
+  for (const AdapterEntry& a : c.adapters) {
+    StatusOr<api::AdapterInfo> info = service.LoadAdapter(a.name, a.path, a.model);
+    if (!info.ok()) {
+      return absl::Status(info.status().code(),
+                          absl::StrCat("adapters.", a.name, ": ", info.status().message()));
+    }
+    VLMD_LOG(Info) << "adapter " << a.name << " loaded for model " << info->model;
+  }
+  return absl::OkStatus();
+}
+
+Status WriteReadyFile(const std::string& path, const std::string& grpc_address,
+                      const std::string& metrics_address) {
+  if (path.empty()) return absl::OkStatus();
+  nlohmann::json j = {{"grpc_address", grpc_address},
+                      {"metrics_address", metrics_address},
+                      {"pid", static_cast<int64_t>(getpid())}};
+  return WriteFileAtomic(path, j.dump() + "\n");
+}
+
+MetricsSnapshot TakeSnapshot(const api::InferenceService& service) {
+  return MetricsSnapshot{service.Stats(), service.ListModels(), service.ListAdapters()};
+}
+
+int PoolThreads() {
+  unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(cores / 2, 2u, 16u));
+}
+
+// Everything the server holds while running; members are declared in the order they must be
+// torn down in reverse.
+class Server {
+ public:
+  Server(const ServeConfig& config, const ServeOptions& options)
+      : config_(config),
+        options_(options),
+        metrics_(VLMD_VERSION),
+        auth_(config.auth.tokens),
+        pool_(PoolThreads()) {}
+
+  int Run();
+
+ private:
+  Status Start();
+  void Drain(int signo);
+
+  const ServeConfig& config_;
+  const ServeOptions& options_;
+  StopSignal stop_;
+  ServerMetrics metrics_;
+  MetricsListener metrics_listener_;
+  Authenticator auth_;
+  ServingState state_;
+  ThreadPool pool_;
+  std::unique_ptr<api::InferenceService> inference_;
+  std::unique_ptr<InferenceRpcService> rpc_;
+  GrpcListener grpc_;
+};
+
+Status Server::Start() {
+  if (!config_.state_dir.empty()) RETURN_IF_ERROR(MakeDirs(config_.state_dir));
+  LogSecurity(config_);
+  metrics_listener_ = StartMetricsListener(config_.metrics_listen, metrics_.collectable());
+  ServiceEnv env{&auth_, &metrics_, &state_, &pool_, config_.limits.max_concurrent_requests};
+  rpc_ = std::make_unique<InferenceRpcService>(env);
+  ASSIGN_OR_RETURN(grpc_, StartGrpcServer(config_, {rpc_.get()}, kHealthNames));
+  VLMD_LOG(Info) << "listening on " << grpc_.address << " (NOT_SERVING while models load)";
+  ASSIGN_OR_RETURN(inference_,
+                   api::InferenceService::Create(ToInferenceConfig(config_), &metrics_));
+  RETURN_IF_ERROR(PreloadAdapters(*inference_, config_));
+  api::InferenceService* inference = inference_.get();
+  metrics_.SetSnapshotSource([inference] { return TakeSnapshot(*inference); });
+  state_.SetService(inference);
+  SetHealth(*grpc_.server, kHealthNames, true);
+  stop_.serving = true;
+  RETURN_IF_ERROR(WriteReadyFile(options_.ready_file, grpc_.address, metrics_listener_.address));
+  VLMD_LOG(Info) << "SERVING " << config_.models.size() << " model(s) on " << grpc_.address;
+  return absl::OkStatus();
+}
+
+void Server::Drain(int signo) {
+  auto grace =
+      std::chrono::milliseconds(static_cast<int64_t>(config_.shutdown_grace_seconds * 1000.0));
+  VLMD_LOG(Info) << "signal " << signo << ": draining (grace " << grace.count() << " ms)";
+  if (grpc_.server) SetHealth(*grpc_.server, kHealthNames, false);
+  state_.StartDraining();
+  if (inference_) inference_->Shutdown(grace);
+  if (grpc_.server) {
+    grpc_.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc_.server->Wait();
+  }
+  pool_.Stop();
+  metrics_.SetSnapshotSource(nullptr);
+  metrics_listener_.exposer.reset();
+  VLMD_LOG(Info) << "stopped";
+}
+
+int Server::Run() {
+  WatchTerminationSignals([this](int signo) { OnSignal(&stop_, signo); });
+  Status started = Start();
+  if (!started.ok()) {
+    VLMD_LOG(Error) << "vlmd serve could not start: " << started.message();
+    stop_.serving = true;  // a signal now takes the normal path
+    Drain(0);
+    return 1;
+  }
+  Drain(WaitForSignal(&stop_));
+  return 0;
+}
+
+}  // namespace
+
+int RunServe(const ServeConfig& config, const ServeOptions& options) {
+  BlockTerminationSignals();
+  SetLogLevel(ParseLogLevel(config.log_level));
+  Server server(config, options);
+  return server.Run();
+}
+
+}  // namespace vlmd::server

@@ -1,0 +1,130 @@
+// Prometheus metrics: names, labels, values, and the HTTP endpoint (including a taken port).
+#include "server/metrics.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "server/listeners.h"
+#include "tests/common/http_client.h"
+
+namespace vlmd::server {
+namespace {
+
+bool Has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+GenerationResult Result() {
+  GenerationResult g;
+  g.token_ids = {1, 2, 3, 4, 5};
+  g.finish_reason = FinishReason::kLength;
+  g.usage = {40, 16, 5};
+  g.timings = {100.0, 300.0, 700.0};  // ms
+  return g;
+}
+
+TEST(Metrics, RpcCountsByMethodAndCode) {
+  ServerMetrics m("1.2.3");
+  m.RecordRpc("Infer", grpc::StatusCode::OK);
+  m.RecordRpc("Infer", grpc::StatusCode::OK);
+  m.RecordRpc("Infer", grpc::StatusCode::INVALID_ARGUMENT);
+  std::string text = m.RenderText();
+  EXPECT_TRUE(Has(text, "vlmd_requests_total{code=\"OK\",method=\"Infer\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_requests_total{code=\"INVALID_ARGUMENT\",method=\"Infer\"} 1"));
+  EXPECT_TRUE(Has(text, "vlmd_build_info{grpc_version=")) << text;
+  EXPECT_TRUE(Has(text, "version=\"1.2.3\"} 1")) << text;
+}
+
+TEST(Metrics, ObserverFeedsTokensAndLatencies) {
+  ServerMetrics m("x");
+  GenerationResult g = Result();
+  m.OnRequestDone("tiny", "", absl::StatusCode::kOk, &g);
+  m.OnRequestDone("tiny", "", absl::StatusCode::kCancelled, nullptr);  // no output: no tokens
+  m.OnStep("tiny", 3, 40, 0.01);
+  std::string text = m.RenderText();
+  EXPECT_TRUE(Has(text, "vlmd_prompt_tokens_total{model=\"tiny\"} 40")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_image_tokens_total{model=\"tiny\"} 16"));
+  EXPECT_TRUE(Has(text, "vlmd_generation_tokens_total{model=\"tiny\"} 5"));
+  EXPECT_TRUE(Has(text, "vlmd_request_success_total{finish_reason=\"length\",model=\"tiny\"} 1"));
+  EXPECT_TRUE(Has(text, "vlmd_request_duration_seconds_sum{model=\"tiny\"} 0.7"));
+  EXPECT_TRUE(Has(text, "vlmd_request_duration_seconds_bucket{model=\"tiny\",le=\"0.8\"} 1"));
+  EXPECT_TRUE(Has(text, "vlmd_request_duration_seconds_bucket{model=\"tiny\",le=\"0.5\"} 0"));
+  EXPECT_TRUE(Has(text, "vlmd_request_queue_seconds_sum{model=\"tiny\"} 0.1"));
+  EXPECT_TRUE(Has(text, "vlmd_time_to_first_token_seconds_sum{model=\"tiny\"} 0.3"));
+  EXPECT_TRUE(Has(text, "vlmd_time_to_first_token_seconds_bucket{model=\"tiny\",le=\"0.001\"} 0"));
+  // (700 - 300) ms over 4 tokens after the first.
+  EXPECT_TRUE(Has(text, "vlmd_time_per_output_token_seconds_sum{model=\"tiny\"} 0.1"));
+  EXPECT_TRUE(Has(text, "vlmd_engine_steps_total{model=\"tiny\"} 1"));
+  EXPECT_TRUE(Has(text, "vlmd_batch_size{model=\"tiny\"} 3"));
+}
+
+TEST(Metrics, GaugesComeFromTheSnapshotAtScrapeTime) {
+  ServerMetrics m("x");
+  int calls = 0;
+  m.SetSnapshotSource([&calls]() -> std::optional<MetricsSnapshot> {
+    ++calls;
+    MetricsSnapshot s;
+    api::EngineStats e;
+    e.model = "tiny";
+    e.running = 2;
+    e.waiting = 5;
+    e.kv_tokens_used = 250;
+    e.kv_tokens_total = 1000;
+    s.engines.push_back(e);
+    api::ModelInfo info;
+    info.name = "tiny";
+    info.load_seconds = 1.5;
+    s.models.push_back(info);
+    s.models.push_back(api::ModelInfo{"other"});
+    api::AdapterInfo a;
+    a.model = "tiny";
+    s.adapters = {a, a};
+    return s;
+  });
+  std::string text = m.RenderText();
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(Has(text, "vlmd_requests_running{model=\"tiny\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_requests_waiting{model=\"tiny\"} 5"));
+  EXPECT_TRUE(Has(text, "vlmd_kv_cache_usage_ratio{model=\"tiny\"} 0.25"));
+  EXPECT_TRUE(Has(text, "vlmd_model_load_seconds{model=\"tiny\"} 1.5"));
+  EXPECT_TRUE(Has(text, "vlmd_adapters_loaded{model=\"tiny\"} 2"));
+  EXPECT_TRUE(Has(text, "vlmd_adapters_loaded{model=\"other\"} 0"));
+  m.SetSnapshotSource(nullptr);
+  m.RenderText();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(MetricsListener, ServesMetricsOverHttp) {
+  ServerMetrics m("x");
+  m.RecordRpc("ListModels", grpc::StatusCode::OK);
+  MetricsListener l = StartMetricsListener("127.0.0.1:0", m.collectable());
+  ASSERT_NE(l.exposer, nullptr);
+  ASSERT_FALSE(l.address.empty());
+  int port = std::stoi(l.address.substr(l.address.rfind(':') + 1));
+  EXPECT_GT(port, 0);
+  vlmd::testing::HttpResponse r = vlmd::testing::HttpGet(port, "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(Has(r.body, "vlmd_requests_total{code=\"OK\",method=\"ListModels\"} 1")) << r.body;
+}
+
+TEST(MetricsListener, TakenPortIsLoggedNotFatal) {
+  int port = 0;
+  int fd = vlmd::testing::OccupyPort(&port);
+  ASSERT_GE(fd, 0);
+  ServerMetrics m("x");
+  MetricsListener l = StartMetricsListener("127.0.0.1:" + std::to_string(port), m.collectable());
+  EXPECT_EQ(l.exposer, nullptr);
+  EXPECT_TRUE(l.address.empty());
+  close(fd);
+  MetricsListener off = StartMetricsListener("", m.collectable());
+  EXPECT_EQ(off.exposer, nullptr);
+}
+
+TEST(Listeners, WithPort) {
+  EXPECT_EQ(WithPort("127.0.0.1:0", 4242), "127.0.0.1:4242");
+  EXPECT_EQ(WithPort("[::]:0", 4242), "[::]:4242");
+  EXPECT_EQ(WithPort("localhost", 1), "localhost:1");
+}
+
+}  // namespace
+}  // namespace vlmd::server
