@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "core/base/file_util.h"
 #include "core/base/logging.h"
+#include "core/train/tensorboard.h"
 
 namespace vlmd {
 namespace {
@@ -68,6 +70,17 @@ void DrawAxes(const Mapping& m, Canvas* canvas) {
   canvas->FillRect(kLeft, kTop, kLeft + 1, kBottom + 1, kAxis);
   canvas->FillRect(kLeft, kBottom, kRight + 1, kBottom + 1, kAxis);
   canvas->DrawText("step", kRight - Canvas::TextWidth("step", 2), kBottom + 32, 2, kText);
+}
+
+// The tags PlotWriter draws: SWIFT's four train curves and every eval metric but the timings.
+bool IsPlotted(const std::string& tag) {
+  for (const char* t : {"train/loss", "train/acc", "train/learning_rate", "train/grad_norm"}) {
+    if (tag == t) return true;
+  }
+  for (const char* t : {"eval/runtime", "eval/samples_per_second", "eval/steps_per_second"}) {
+    if (tag == t) return false;
+  }
+  return tag.rfind("eval/", 0) == 0;
 }
 
 std::vector<PointF> ToPixels(const Mapping& m, const std::vector<int64_t>& steps,
@@ -151,7 +164,27 @@ Canvas RenderPlot(const std::string& title, const PlotSeries& series, double smo
   return canvas;
 }
 
+PlotSeries SortedByStep(const PlotSeries& series) {
+  const size_t n = std::min(series.steps.size(), series.values.size());
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return series.steps[a] < series.steps[b]; });
+  PlotSeries out;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = order[k];
+    if (!out.steps.empty() && out.steps.back() == series.steps[i]) {
+      out.values.back() = series.values[i];  // stable order: the later write wins
+      continue;
+    }
+    out.steps.push_back(series.steps[i]);
+    out.values.push_back(series.values[i]);
+  }
+  return out;
+}
+
 void PlotWriter::Add(const std::string& tag, int64_t step, double value) {
+  if (!IsPlotted(tag)) return;
   std::lock_guard<std::mutex> lock(mu_);
   PlotSeries& s = series_[tag];
   s.steps.push_back(step);
@@ -178,8 +211,26 @@ Status PlotWriter::WriteAll() {
   for (const auto& [tag, series] : series_) {
     const std::string path =
         JoinPath(images_dir_, absl::StrCat(absl::StrReplaceAll(tag, {{"/", "_"}}), ".png"));
-    ASSIGN_OR_RETURN(std::string png, RenderPlot(tag, series, smoothing_).EncodePng());
+    ASSIGN_OR_RETURN(std::string png,
+                     RenderPlot(tag, SortedByStep(series), smoothing_).EncodePng());
     RETURN_IF_ERROR(WriteFileAtomic(path, png));
+  }
+  return absl::OkStatus();
+}
+
+Status PlotWriter::LoadHistory(const std::string& runs_dir) {
+  std::vector<std::string> files;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(runs_dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("events.out.tfevents.", 0) == 0) files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());  // the name starts with the creation time
+  for (const std::string& file : files) {
+    ASSIGN_OR_RETURN(auto scalars, ReadTensorBoardScalars(file, /*allow_partial_tail=*/true));
+    for (const auto& [tag, points] : scalars) {
+      for (const ScalarPoint& p : points) Add(tag, p.step, p.value);
+    }
   }
   return absl::OkStatus();
 }

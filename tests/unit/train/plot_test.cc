@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/base/file_util.h"
+#include "core/train/tfrecord.h"
 #include "gtest/gtest.h"
 #include "tests/unit/train/test_files.h"
 
@@ -155,6 +156,43 @@ TEST(CanvasTest, PolylineCoverageIsBlendedOnce) {
   c.DrawPolyline({{0, 0}, {19, 19}}, 3.0, {0, 0, 0}, 1.0, {0, 0, 10, 20});  // clipped at x = 10
   EXPECT_EQ(c.At(5, 5).r, 0);
   EXPECT_EQ(c.At(15, 15).r, 255);
+}
+
+}  // namespace
+}  // namespace vlmd
+
+namespace vlmd {
+namespace {
+
+TEST(PlotHistoryTest, SortedByStepKeepsTheLastWrite) {
+  PlotSeries s = SortedByStep({{10, 5, 10, 15}, {1, 2, 3, 4}});
+  EXPECT_EQ(s.steps, (std::vector<int64_t>{5, 10, 15}));
+  EXPECT_EQ(s.values, (std::vector<double>{2, 3, 4}));
+}
+
+TEST(PlotHistoryTest, ResumedJobPlotsTheWholeRun) {
+  testing::TempDir dir;
+  // The first run died in the middle of a record; the resumed run re-logged step 10.
+  std::string first = FrameRecord(EncodeFileVersionEvent(1000));
+  for (int step : {5, 10, 15}) first += FrameRecord(EncodeScalarEvent(1000, step, "train/loss", 1));
+  first += FrameRecord(EncodeScalarEvent(1000, 1, "eval/runtime", 9));
+  first += FrameRecord(EncodeScalarEvent(1000, 20, "train/loss", 1)).substr(0, 10);
+  dir.Write("runs/events.out.tfevents.1000.host.1.0", first);
+  dir.Write("runs/events.out.tfevents.2000.host.2.0",
+            FrameRecord(EncodeFileVersionEvent(2000)) +
+                FrameRecord(EncodeScalarEvent(2000, 10, "train/loss", 0.5)) +
+                FrameRecord(EncodeScalarEvent(2000, 20, "train/loss", 0.25)));
+  dir.Write("runs/notes.txt", "not an event file");
+  PlotWriter plots(dir.Path("images"));
+  ASSERT_TRUE(plots.LoadHistory(dir.Path("runs")).ok());
+  ASSERT_TRUE(plots.WriteAll().ok());
+  EXPECT_TRUE(PathExists(dir.Path("images/train_loss.png")));
+  EXPECT_FALSE(PathExists(dir.Path("images/eval_runtime.png")));  // timings are not plotted
+  EXPECT_TRUE(plots.LoadHistory(dir.Path("no-runs-yet")).ok());
+  std::string damaged = first;
+  damaged[20] ^= 1;
+  dir.Write("runs/events.out.tfevents.3000.host.3.0", damaged);
+  EXPECT_EQ(plots.LoadHistory(dir.Path("runs")).code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

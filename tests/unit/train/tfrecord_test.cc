@@ -74,6 +74,14 @@ TEST(TfRecordTest, ReadBackAndCorruption) {
             absl::string_view::npos);
   EXPECT_NE(ReadRecords((a + c).substr(0, a.size() + 15), "f").status().message().find("truncated"),
             absl::string_view::npos);
+  // A writer that died mid-record: strict reading refuses, TensorBoard-style reading stops.
+  const std::string cut = (a + c).substr(0, a.size() + 15);
+  EXPECT_EQ(ReadRecords(cut, "f").status().code(), absl::StatusCode::kDataLoss);
+  StatusOr<std::vector<std::string>> head = ReadRecords(cut, "f", /*allow_partial_tail=*/true);
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(*head, (std::vector<std::string>{"first"}));
+  EXPECT_EQ(ReadRecords((a + c).substr(0, a.size() + 5), "f", true)->size(), 1u);
+  EXPECT_EQ(ReadRecords(flipped, "f", true).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(ProtoTest, KnownEventEncodings) {
