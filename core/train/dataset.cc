@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "core/base/file_util.h"
 #include "core/train/csv.h"
 #include "core/train/dataset_row.h"
@@ -63,7 +64,10 @@ void ReadJsonl(const std::string& text, FileReader* reader) {
       reader->AddRow(json::parse(view.begin(), view.end()), line);
     } catch (const json::exception& e) {
       ++reader->result->rows;
-      reader->AddIssue(line, IssueKind::kBadJson, absl::StrCat("bad JSON: ", JsonMessage(e)));
+      // The row is one line, so nlohmann's "at line 1, column N" only needs its column.
+      const std::string message =
+          absl::StrReplaceAll(JsonMessage(e), {{"at line 1, column ", "at column "}});
+      reader->AddIssue(line, IssueKind::kBadJson, absl::StrCat("bad JSON: ", message));
     }
   }
 }

@@ -27,6 +27,7 @@ struct Ticks {
   std::vector<double> values;
   double step = 1;
 };
+// See Ticks. Empty when hi <= lo.
 Ticks NiceTicks(double lo, double hi, int target, double min_step = 0);
 // A tick label with just enough digits for `step`; scientific notation for very small or
 // large magnitudes (e.g. learning rates: "2.0e-05").

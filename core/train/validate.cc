@@ -72,6 +72,11 @@ std::optional<SampleProblem> CheckSample(const Sample& sample, const ExampleOpti
   return std::nullopt;
 }
 
+// "1 row", "2 rows".
+std::string Count(int64_t n, const char* noun) {
+  return absl::StrCat(n, " ", noun, n == 1 ? "" : "s");
+}
+
 // "3 bad_json, 1 image_missing" for the error kinds (or the skipped kind) of a report.
 std::string KindCounts(const IssueList& issues, bool errors) {
   std::vector<std::string> parts;
@@ -111,21 +116,22 @@ double ValidationReport::MeanTokens() const {
 }
 
 std::string ValidationReport::Summary() const {
-  std::string out = absl::StrCat("Data check: ", rows, rows == 1 ? " row in " : " rows in ", files,
-                                 files == 1 ? " file. " : " files. ");
-  absl::StrAppend(&out, samples_ok, " samples are ready to train on");
+  std::string out = absl::StrCat("Data check: ", Count(rows, "row"), " in ", Count(files, "file"),
+                                 ". ", Count(samples_ok, "sample"),
+                                 samples_ok == 1 ? " is" : " are", " ready to train on");
   if (samples_ok > 0) {
     absl::StrAppendFormat(&out, " (up to %d tokens, %.0f on average, image tokens included)",
                           MaxTokens(), MeanTokens());
   }
   absl::StrAppend(&out, ".");
   if (skipped_too_long > 0) {
-    absl::StrAppend(&out, " ", skipped_too_long, " samples are longer than max_length ", max_length,
+    absl::StrAppend(&out, " ", Count(skipped_too_long, "sample"),
+                    skipped_too_long == 1 ? " is" : " are", " longer than max_length ", max_length,
                     " and will be skipped (first: ", FirstIssues(issues, false, 1),
                     "); raise max_length or lower max_pixels to keep them.");
   }
   if (errors > 0) {
-    absl::StrAppend(&out, " ", errors, errors == 1 ? " row has an error" : " rows have errors",
+    absl::StrAppend(&out, " ", Count(errors, "row"), errors == 1 ? " has an error" : " have errors",
                     " that must be fixed before training (", KindCounts(issues, true),
                     "); first: ", FirstIssues(issues, true, 3), ".");
   } else if (samples_ok == 0) {

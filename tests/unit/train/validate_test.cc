@@ -83,8 +83,9 @@ TEST(ValidateTest, OverLongSamplesAreReportedAndSkippedNotErrors) {
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0].line, 1);
   const std::string summary = r.Summary();
-  EXPECT_NE(summary.find("1 samples are ready"), std::string::npos) << summary;
-  EXPECT_NE(summary.find("longer than max_length 100 and will be skipped"), std::string::npos);
+  EXPECT_NE(summary.find("2 rows in 1 file. 1 sample is ready"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("1 sample is longer than max_length 100 and will be skipped"),
+            std::string::npos);
   EXPECT_NE(summary.find(file + ":2:"), std::string::npos) << summary;
   EXPECT_EQ(summary.find("must be fixed"), std::string::npos) << summary;
 }
