@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "core/engine/model_bundle.h"
-#include "core/train/job_data.h"
+#include "core/train/sample_source.h"
 #include "core/train/logging_jsonl_sink.h"
 #include "core/train/plot.h"
 #include "core/train/progress.h"
@@ -63,11 +63,23 @@ Status Train(const JobSpec& spec, const std::string& fallback, TrainingSink* sin
              int64_t* step_reached) {
   ASSIGN_OR_RETURN(ModelOptions model_options, WorkerModelOptions(spec));
   ASSIGN_OR_RETURN(auto bundle, ModelBundle::Load(spec.model, model_options, fallback));
-  ASSIGN_OR_RETURN(JobData data, LoadJobData(spec, *bundle, sink));
-  sink->OnLogLine(absl::StrCat("training on ", data.train->size(), " samples, validating on ",
-                               data.val->size(), " (device ", model_options.device, ")"));
-  Trainer trainer(spec, bundle, data.train.get(), data.val->size() ? data.val.get() : nullptr,
-                  sink);
+  if (bundle->tokenizer == nullptr) {
+    return absl::FailedPreconditionError("the model has no tokenizer.json; training needs one");
+  }
+  JobDataOptions data_options;
+  const char* root = std::getenv("VLMD_DATA_ROOT");
+  data_options.data_root = root ? root : "";
+  ASSIGN_OR_RETURN(JobData data, LoadJobData(spec, bundle->model->config(), bundle->preprocessor,
+                                             bundle->tokenizer, data_options));
+  sink->OnLogLine(data.Summary());
+  if (!data.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data set validation failed: ", data.Summary()));
+  }
+  JobSources sources = MakeJobSources(std::move(data));
+  sink->OnLogLine(absl::StrCat("training on ", sources.train->size(), " samples, validating on ",
+                               sources.val->size(), " (device ", model_options.device, ")"));
+  Trainer trainer(spec, bundle, sources.train.get(),
+                  sources.val->size() ? sources.val.get() : nullptr, sink);
   RETURN_IF_ERROR(trainer.Init());
   Status status = trainer.Run(g_stop);
   *step_reached = trainer.progress().global_step;

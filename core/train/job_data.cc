@@ -1,68 +1,76 @@
 #include "core/train/job_data.h"
 
-#include <cstdlib>
-
 #include "absl/strings/str_cat.h"
-#include "core/train/validate.h"
 
 namespace vlmd {
-
-StatusOr<TrainExample> SampleSource::Get(size_t index) const {
-  ASSIGN_OR_RETURN(TokenizedExample ex, BuildExample(samples_[index], *options_));
-  TrainExample out;
-  out.ids = std::move(ex.ids);
-  out.labels = std::move(ex.labels);
-  out.images = ToImageBatch(ex.images);
-  return out;
-}
-
 namespace {
 
-// Reads and validates data sets; the report goes to the job log.
-StatusOr<std::vector<Sample>> LoadSamples(const std::vector<std::string>& names,
-                                          const ExampleOptions& examples, const JobSpec& spec,
-                                          TrainingSink* sink) {
-  const char* root = std::getenv("VLMD_DATA_ROOT");
+StatusOr<std::vector<DatasetSource>> ResolveAll(const std::vector<std::string>& names,
+                                                const std::string& data_root) {
   std::vector<DatasetSource> sources;
   for (const std::string& name : names) {
-    ASSIGN_OR_RETURN(DatasetSource s, ResolveDatasetName(name, root ? root : ""));
-    sources.push_back(std::move(s));
+    ASSIGN_OR_RETURN(DatasetSource source, ResolveDatasetName(name, data_root));
+    sources.push_back(std::move(source));
   }
-  ValidationOptions options;
-  options.max_length = spec.max_length;
-  ASSIGN_OR_RETURN(ValidatedDataset v,
-                   ValidateDataset(sources, DatasetReadOptions(), examples, options));
-  sink->OnLogLine(v.report.Summary());
-  if (!v.report.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("data set validation failed: ",
-                                                   v.report.Summary()));
-  }
-  return KeepTrainable(std::move(v.samples), v.report);
+  return sources;
+}
+
+// Reads and validates `names`; returns the trainable samples and fills *report.
+StatusOr<std::vector<Sample>> LoadPart(const std::vector<std::string>& names, const JobSpec& spec,
+                                       const ExampleOptions& example_options,
+                                       const JobDataOptions& options, ValidationReport* report) {
+  ASSIGN_OR_RETURN(std::vector<DatasetSource> sources, ResolveAll(names, options.data_root));
+  DatasetReadOptions read;
+  read.allowed_roots = options.allowed_roots;
+  read.max_issues = options.max_issues;
+  ValidationOptions validation;
+  validation.max_length = spec.max_length;
+  validation.max_issues = options.max_issues;
+  validation.stop = options.stop;
+  ASSIGN_OR_RETURN(ValidatedDataset data,
+                   ValidateDataset(sources, read, example_options, validation));
+  *report = std::move(data.report);
+  return KeepTrainable(std::move(data.samples), *report);
 }
 
 }  // namespace
 
-StatusOr<JobData> LoadJobData(const JobSpec& spec, const ModelBundle& bundle, TrainingSink* sink) {
-  if (bundle.tokenizer == nullptr) {
-    return absl::FailedPreconditionError("the model has no tokenizer.json; training needs one");
-  }
-  ASSIGN_OR_RETURN(ExampleOptions options,
-                   MakeExampleOptions(bundle.model->config(), bundle.preprocessor,
-                                      bundle.tokenizer, spec.min_pixels, spec.max_pixels));
-  auto shared = std::make_shared<const ExampleOptions>(std::move(options));
-  ASSIGN_OR_RETURN(std::vector<Sample> train, LoadSamples(spec.datasets, *shared, spec, sink));
+bool JobData::ok() const { return train_report.ok() && (!val_report || val_report->ok()); }
+
+std::string JobData::Summary() const {
+  std::string out = absl::StrCat("Training data: ", train_report.Summary());
+  if (val_report) absl::StrAppend(&out, " Validation data: ", val_report->Summary());
+  return out;
+}
+
+StatusOr<JobData> LoadJobData(const JobSpec& spec, const ModelConfig& model,
+                              const PreprocessorConfig& preprocessor,
+                              std::shared_ptr<const Tokenizer> tokenizer,
+                              const JobDataOptions& options) {
+  JobData data;
+  ASSIGN_OR_RETURN(data.example_options,
+                   MakeExampleOptions(model, preprocessor, std::move(tokenizer), spec.min_pixels,
+                                      spec.max_pixels));
+  data.example_options.images.allowed_roots = options.allowed_roots;
+  data.example_options.images.decode = options.decode;
+  ASSIGN_OR_RETURN(std::vector<Sample> train, LoadPart(spec.datasets, spec, data.example_options,
+                                                       options, &data.train_report));
   std::vector<Sample> val;
   if (!spec.val_datasets.empty()) {
-    ASSIGN_OR_RETURN(val, LoadSamples(spec.val_datasets, *shared, spec, sink));
-  } else if (spec.split_ratio > 0) {
-    ASSIGN_OR_RETURN(TrainValSplit split,
-                     SplitTrainVal(std::move(train), spec.split_ratio, spec.seed));
-    train = std::move(split.train);
-    val = std::move(split.val);
+    data.val_report.emplace();
+    ASSIGN_OR_RETURN(
+        val, LoadPart(spec.val_datasets, spec, data.example_options, options, &*data.val_report));
   }
-  JobData data;
-  data.train = std::make_unique<SampleSource>(std::move(train), shared);
-  data.val = std::make_unique<SampleSource>(std::move(val), shared);
+  if (!data.ok()) return data;
+  if (!spec.val_datasets.empty()) {
+    data.train = std::move(train);
+    data.val = std::move(val);
+    return data;
+  }
+  ASSIGN_OR_RETURN(TrainValSplit split, SplitTrainVal(std::move(train), spec.split_ratio,
+                                                      static_cast<uint64_t>(spec.seed)));
+  data.train = std::move(split.train);
+  data.val = std::move(split.val);
   return data;
 }
 

@@ -1,38 +1,56 @@
-// A job's data, ready for the trainer: data sets resolved, read and validated (the report goes
-// to the sink's log), the validation split made as SWIFT does, and example sources that build
-// tokens and pixels on demand. Internal to core/ (torch).
+// A job's data, end to end: resolve the data set names of a JobSpec, read and validate every
+// row and image header, leave out the over-long samples, and split off the validation set the
+// way SWIFT does. Used by the job service's VALIDATING step and by the training worker, so
+// both see the same samples. No torch; thread-safe.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
-#include "core/engine/model_bundle.h"
-#include "core/train/example.h"
+#include "core/base/status.h"
+#include "core/io/model_config.h"
+#include "core/text/tokenizer.h"
+#include "core/train/dataset.h"
 #include "core/train/job_spec.h"
-#include "core/train/sink.h"
-#include "core/train/trainer.h"
+#include "core/train/validate.h"
 
 namespace vlmd {
 
-// Builds training examples on demand from validated samples.
-class SampleSource : public ExampleSource {
- public:
-  SampleSource(std::vector<Sample> samples, std::shared_ptr<const ExampleOptions> options)
-      : samples_(std::move(samples)), options_(std::move(options)) {}
-  size_t size() const override { return samples_.size(); }
-  StatusOr<TrainExample> Get(size_t index) const override;
-  const std::vector<Sample>& samples() const { return samples_; }
-
- private:
-  std::vector<Sample> samples_;
-  std::shared_ptr<const ExampleOptions> options_;
+// Where data may come from.
+struct JobDataOptions {
+  std::string data_root;  // holds latex-ocr-print/ etc.; "" = named data sets unavailable
+  // Data files and images must resolve under these; nullopt = anywhere (offline tool, tests).
+  std::optional<std::vector<std::string>> allowed_roots;
+  DecodeLimits decode;  // header limits for images
+  size_t max_issues = 100;
+  const std::atomic<bool>* stop = nullptr;  // turns true at shutdown: CANCELLED
 };
 
+// The validated data of a job.
 struct JobData {
-  std::unique_ptr<SampleSource> train, val;  // val may be empty (size 0)
+  ExampleOptions example_options;  // tokenizer, image token id and the job's pixel limits
+  ValidationReport train_report;   // spec.datasets
+  std::optional<ValidationReport> val_report;  // spec.val_datasets, when given
+  // Trainable samples after the split (spec.split_ratio, spec.seed), or the val data sets.
+  // Both empty unless ok().
+  std::vector<Sample> train, val;
+
+  // True when every report is ok (no errors, something to train on).
+  bool ok() const;
+  // The reports as one text: "Training data: <paragraph>" [+ " Validation data: ..."].
+  std::string Summary() const;
 };
 
-// Data sets named by `spec` (files, or latex-ocr-* names under $VLMD_DATA_ROOT).
-StatusOr<JobData> LoadJobData(const JobSpec& spec, const ModelBundle& bundle, TrainingSink* sink);
+// Reads and validates the job's data. Data problems are in the reports (ok() false); the status
+// is an error only for file-level problems (a missing, forbidden or unknown data file, an
+// unknown data set name), CANCELLED, too few samples to split (INVALID_ARGUMENT), or pixel
+// limits that make no sense.
+StatusOr<JobData> LoadJobData(const JobSpec& spec, const ModelConfig& model,
+                              const PreprocessorConfig& preprocessor,
+                              std::shared_ptr<const Tokenizer> tokenizer,
+                              const JobDataOptions& options);
 
 }  // namespace vlmd

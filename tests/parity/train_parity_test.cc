@@ -19,7 +19,7 @@
 
 #include "core/engine/model_bundle.h"
 #include "core/io/safetensors.h"
-#include "core/train/job_data.h"
+#include "core/train/sample_source.h"
 #include "core/train/trainer.h"
 #include "gtest/gtest.h"
 #include "tests/parity/fixtures.h"
@@ -97,9 +97,12 @@ class TrainParity : public ::testing::Test {
     std::atomic<bool> stop{false};
     rec.stop = &stop;
     rec.stop_at = stop_at;
-    auto data = LoadJobData(spec, *bundle_, &rec);
-    EXPECT_TRUE(data.ok()) << data.status();
-    if (!data.ok()) return rec;
+    auto loaded = LoadJobData(spec, bundle_->model->config(), bundle_->preprocessor,
+                              bundle_->tokenizer, JobDataOptions());
+    EXPECT_TRUE(loaded.ok() && loaded->ok()) << loaded.status();
+    if (!loaded.ok()) return rec;
+    JobSources sources = MakeJobSources(std::move(*loaded));
+    JobSources* data = &sources;
     Trainer trainer(spec, bundle_, data->train.get(), data->val.get(), &rec);
     Status init = trainer.Init();
     EXPECT_TRUE(init.ok()) << init;
