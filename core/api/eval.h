@@ -46,7 +46,7 @@ struct EvalSampleResult {
   double bleu = 0;                 // sentence BLEU-4 on tokens
   std::string finish_reason;       // stop, length (the answer was cut), or error
   int64_t completion_tokens = 0;
-  std::string error;               // why generation failed (then prediction is "" and scored)
+  std::string error;  // why generation failed (then prediction is "" and scored)
 };
 
 struct EvalSummary {
@@ -56,12 +56,12 @@ struct EvalSummary {
   double edit_distance_token = 0;
   double bleu = 0;                 // corpus BLEU-4 on tokens
   std::optional<double> eval_loss, eval_acc;
-  double seconds = 0;               // the whole evaluation
-  double samples_per_second = 0;   // over the generation phase
-  std::string results_path;        // results.jsonl (summary.json lies next to it)
-  int64_t failed = 0;              // samples whose generation failed (scored as empty answers)
-  int64_t completion_tokens = 0;   // generated tokens, all samples
-  double tokens_per_second = 0;    // completion_tokens / seconds of generation
+  double seconds = 0;             // the whole evaluation
+  double samples_per_second = 0;  // over the generation phase
+  std::string results_path;       // results.jsonl (summary.json lies next to it)
+  int64_t failed = 0;             // samples whose generation failed (scored as empty answers)
+  int64_t completion_tokens = 0;  // generated tokens, all samples
+  double tokens_per_second = 0;   // completion_tokens / seconds of generation
 };
 
 // Progress callback: (done, total, last finished sample), called from the Evaluate thread

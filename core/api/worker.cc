@@ -5,7 +5,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
@@ -69,8 +68,8 @@ StatusOr<std::unique_ptr<eval::GenerationEvaluator>> MakeGenerationEval(
   ASSIGN_OR_RETURN(auto evaluator,
                    eval::GenerationEvaluator::Create(spec, std::move(bundle), val,
                                                      JoinPath(spec.output_dir, "eval_results")));
-  sink->OnLogLine(absl::StrCat("generation metrics on ", evaluator->size(),
-                               " validation samples (", spec.generation_eval, ")"));
+  sink->OnLogLine(absl::StrCat("generation metrics on ", evaluator->size(), " validation samples (",
+                               spec.generation_eval, ")"));
   return evaluator;
 }
 

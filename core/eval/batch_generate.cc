@@ -25,7 +25,10 @@ class BatchDecoder {
  public:
   BatchDecoder(const ModelBundle& bundle, const LoraAdapter* adapter, const SamplingParams& params,
                const BatchGenerateOptions& options)
-      : bundle_(bundle), model_(*bundle.model), adapter_(adapter), params_(params),
+      : bundle_(bundle),
+        model_(*bundle.model),
+        adapter_(adapter),
+        params_(params),
         options_(options) {}
 
   // Opens slots for the next prompts while the batch and the prefill allowance last.

@@ -18,7 +18,7 @@
 namespace vlmd {
 
 struct BatchGenerateOptions {
-  int batch_size = 8;                // sequences decoded together
+  int batch_size = 8;                 // sequences decoded together
   int64_t max_prefill_tokens = 8192;  // prompt tokens admitted into one step (at least one prompt)
 };
 

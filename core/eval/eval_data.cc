@@ -31,9 +31,8 @@ StatusOr<std::vector<Sample>> ReadEvalDatasets(const std::vector<std::string>& n
   }
   ASSIGN_OR_RETURN(DatasetReadResult read, ReadDatasets(sources, options));
   if (read.issues.errors() > 0) {
-    return absl::InvalidArgumentError(absl::StrCat(read.issues.errors(), " of ", read.rows,
-                                                   " rows are unusable: ",
-                                                   FirstIssues(read.issues)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        read.issues.errors(), " of ", read.rows, " rows are unusable: ", FirstIssues(read.issues)));
   }
   if (read.samples.empty()) return absl::InvalidArgumentError("the data sets hold no sample");
   return std::move(read.samples);

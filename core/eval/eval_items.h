@@ -19,11 +19,11 @@ namespace vlmd::eval {
 
 // One sample to generate for.
 struct EvalItem {
-  std::string source;                // file:line of the sample
-  std::string query;                 // the last user turn's text, images as <image>
-  std::string reference;             // the last assistant turn's text
-  std::vector<ChatMessage> prompt;   // every turn before the last assistant turn
-  std::vector<ImageSource> images;   // the sample's images (all in prompt turns)
+  std::string source;               // file:line of the sample
+  std::string query;                // the last user turn's text, images as <image>
+  std::string reference;            // the last assistant turn's text
+  std::vector<ChatMessage> prompt;  // every turn before the last assistant turn
+  std::vector<ImageSource> images;  // the sample's images (all in prompt turns)
 };
 
 // INVALID_ARGUMENT naming file:line when the sample does not end with an assistant turn.

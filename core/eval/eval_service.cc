@@ -72,9 +72,9 @@ StatusOr<ModelSide> LoadModelSide(api::InferenceService& inference, const EvalTa
     min_pixels = target.adapter->min_pixels;
     max_pixels = target.adapter->max_pixels;
   }
-  ASSIGN_OR_RETURN(side.examples, MakeExampleOptions(model.config(), side.bundle->preprocessor,
-                                                     side.bundle->tokenizer, min_pixels,
-                                                     max_pixels));
+  ASSIGN_OR_RETURN(side.examples,
+                   MakeExampleOptions(model.config(), side.bundle->preprocessor,
+                                      side.bundle->tokenizer, min_pixels, max_pixels));
   return side;
 }
 
@@ -82,11 +82,12 @@ class EvalServiceImpl : public api::EvalService {
  public:
   EvalServiceImpl(api::InferenceService* inference, api::JobService* jobs,
                   std::vector<std::string> roots, std::string state_dir)
-      : inference_(inference), jobs_(jobs), roots_(std::move(roots)),
+      : inference_(inference),
+        jobs_(jobs),
+        roots_(std::move(roots)),
         state_dir_(std::move(state_dir)) {}
 
-  StatusOr<EvalSummary> Evaluate(const EvalRequest& request,
-                                 const EvalProgress& progress) override;
+  StatusOr<EvalSummary> Evaluate(const EvalRequest& request, const EvalProgress& progress) override;
 
  private:
   std::string NextId();
@@ -95,9 +96,9 @@ class EvalServiceImpl : public api::EvalService {
   Status Generate(const EvalRequest& request, const EvalTarget& target, const std::string& id,
                   const std::vector<EvalItem>& items, OrderedResultsFile* file,
                   const EvalProgress& progress, EvalSummary* summary) const;
-  Status TeacherForced(const EvalRequest& request, const EvalTarget& target,
-                       const ModelSide& side, std::vector<Sample> samples,
-                       const EvalProgress& progress, EvalSummary* summary) const;
+  Status TeacherForced(const EvalRequest& request, const EvalTarget& target, const ModelSide& side,
+                       std::vector<Sample> samples, const EvalProgress& progress,
+                       EvalSummary* summary) const;
 
   api::InferenceService* const inference_;
   api::JobService* const jobs_;
@@ -167,9 +168,8 @@ Status EvalServiceImpl::TeacherForced(const EvalRequest& request, const EvalTarg
   const int batch_size = target.job_spec ? target.job_spec->eval_batch_size : 1;
   SampleSource source(std::move(samples), &side.examples);
   auto keep_going = [&] { return !progress || progress(total, total, nullptr); };
-  ASSIGN_OR_RETURN(TeacherForcedResult tf,
-                   EvaluateTeacherForced(*side.bundle->model, *side.adapter, source, batch_size,
-                                         keep_going));
+  ASSIGN_OR_RETURN(TeacherForcedResult tf, EvaluateTeacherForced(*side.bundle->model, *side.adapter,
+                                                                 source, batch_size, keep_going));
   summary->eval_loss = tf.loss;
   summary->eval_acc = tf.acc;
   return absl::OkStatus();
@@ -184,9 +184,9 @@ StatusOr<EvalSummary> EvalServiceImpl::Evaluate(const EvalRequest& request,
   ASSIGN_OR_RETURN(ModelSide side, LoadModelSide(*inference_, target));
   ASSIGN_OR_RETURN(std::vector<Sample> samples, Samples(request, target, side));
   ASSIGN_OR_RETURN(std::vector<EvalItem> items, MakeEvalItems(samples));
-  ASSIGN_OR_RETURN(std::string dir, MakeOutputDir(request.output_dir, roots_,
-                                                  target.job ? target.job->job_dir : "",
-                                                  state_dir_, id));
+  ASSIGN_OR_RETURN(std::string dir,
+                   MakeOutputDir(request.output_dir, roots_, target.job ? target.job->job_dir : "",
+                                 state_dir_, id));
   EvalSummary summary;
   summary.results_path = JoinPath(dir, "results.jsonl");
   ASSIGN_OR_RETURN(auto file, OrderedResultsFile::Create(summary.results_path));
@@ -201,9 +201,11 @@ StatusOr<EvalSummary> EvalServiceImpl::Evaluate(const EvalRequest& request,
     summary.tokens_per_second = static_cast<double>(summary.completion_tokens) / generation_seconds;
   }
   std::map<std::string, std::string> extra = {
-      {"id", id}, {"model", target.model.name},
+      {"id", id},
+      {"model", target.model.name},
       {"adapter", target.adapter && !target.temporary ? target.adapter->name : ""},
-      {"job_id", request.job_id}, {"checkpoint", target.checkpoint_dir}};
+      {"job_id", request.job_id},
+      {"checkpoint", target.checkpoint_dir}};
   RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "summary.json"), SummaryJson(summary, extra)));
   VLMD_LOG(Info) << "evaluation " << id << ": " << summary.samples << " samples, exact_match "
                  << summary.exact_match << ", bleu " << summary.bleu << " -> " << dir;

@@ -28,8 +28,8 @@ StatusOr<api::ModelInfo> FindModel(const std::string& name, const std::optional<
     if (name.empty() && CanonicalOrSelf(m.path) == CanonicalOrSelf(job->model)) return m;
   }
   if (!name.empty()) return absl::NotFoundError(absl::StrCat("unknown model '", name, "'"));
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the job's base model ", job->model, " is not served; serve it or name a model"));
+  return absl::FailedPreconditionError(absl::StrCat("the job's base model ", job->model,
+                                                    " is not served; serve it or name a model"));
 }
 
 StatusOr<api::AdapterInfo> FindAdapter(const std::string& name, const std::string& model,
@@ -37,8 +37,8 @@ StatusOr<api::AdapterInfo> FindAdapter(const std::string& name, const std::strin
   for (const api::AdapterInfo& a : adapters) {
     if (a.name != name) continue;
     if (a.model != model) {
-      return absl::InvalidArgumentError(absl::StrCat("adapter '", name, "' belongs to model '",
-                                                     a.model, "', not '", model, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("adapter '", name, "' belongs to model '", a.model, "', not '", model, "'"));
     }
     return a;
   }
@@ -101,7 +101,8 @@ StatusOr<EvalTarget> ResolveTarget(const api::EvalRequest& request,
     RETURN_IF_ERROR(ResolveJob(request.job_id, jobs, &target));
     ASSIGN_OR_RETURN(target.checkpoint_dir, JobCheckpointDir(*target.job, request.checkpoint));
   }
-  ASSIGN_OR_RETURN(target.model, FindModel(request.model, target.job_spec, inference->ListModels()));
+  ASSIGN_OR_RETURN(target.model,
+                   FindModel(request.model, target.job_spec, inference->ListModels()));
   if (!request.adapter.empty()) {
     ASSIGN_OR_RETURN(target.adapter,
                      FindAdapter(request.adapter, target.model.name, inference->ListAdapters()));

@@ -8,22 +8,24 @@
 namespace vlmd::eval {
 
 StatusOr<std::unique_ptr<GenerationEvaluator>> GenerationEvaluator::Create(
-    const JobSpec& spec, std::shared_ptr<const ModelBundle> bundle,
-    const std::vector<Sample>& val, std::string results_dir) {
+    const JobSpec& spec, std::shared_ptr<const ModelBundle> bundle, const std::vector<Sample>& val,
+    std::string results_dir) {
   size_t count = val.size();
   if (spec.generation_max_samples > 0) {
     count = std::min(count, static_cast<size_t>(spec.generation_max_samples));
   }
   ASSIGN_OR_RETURN(std::vector<EvalItem> items,
                    MakeEvalItems(std::vector<Sample>(val.begin(), val.begin() + count)));
-  return std::unique_ptr<GenerationEvaluator>(new GenerationEvaluator(
-      spec, std::move(bundle), std::move(items), std::move(results_dir)));
+  return std::unique_ptr<GenerationEvaluator>(
+      new GenerationEvaluator(spec, std::move(bundle), std::move(items), std::move(results_dir)));
 }
 
 GenerationEvaluator::GenerationEvaluator(const JobSpec& spec,
                                          std::shared_ptr<const ModelBundle> bundle,
                                          std::vector<EvalItem> items, std::string results_dir)
-    : spec_(spec), bundle_(std::move(bundle)), items_(std::move(items)),
+    : spec_(spec),
+      bundle_(std::move(bundle)),
+      items_(std::move(items)),
       results_dir_(std::move(results_dir)) {}
 
 StatusOr<PreparedPrompt> GenerationEvaluator::Prepare(size_t index) const {

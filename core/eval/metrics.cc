@@ -150,8 +150,8 @@ double SentenceBleu(std::string_view prediction, std::string_view reference) {
   double log_sum = 0;
   for (int n = 0; n < BleuStats::kMaxOrder; ++n) {
     const double total = static_cast<double>(std::max<int64_t>(1, s.totals[n]));
-    const double p = s.matches[n] > 0 ? static_cast<double>(s.matches[n]) / total
-                                      : kSmoothingEpsilon / total;
+    const double p =
+        s.matches[n] > 0 ? static_cast<double>(s.matches[n]) / total : kSmoothingEpsilon / total;
     log_sum += std::log(p);
   }
   return BrevityPenalty(s.hyp_length, s.ref_length) * std::exp(log_sum / BleuStats::kMaxOrder);
@@ -162,7 +162,8 @@ double CorpusBleu(const BleuStats& total) {
   double log_sum = 0;
   for (int n = 0; n < BleuStats::kMaxOrder; ++n) {
     if (total.matches[n] == 0) return 0.0;
-    log_sum += std::log(static_cast<double>(total.matches[n]) / static_cast<double>(total.totals[n]));
+    log_sum +=
+        std::log(static_cast<double>(total.matches[n]) / static_cast<double>(total.totals[n]));
   }
   return BrevityPenalty(total.hyp_length, total.ref_length) *
          std::exp(log_sum / BleuStats::kMaxOrder);

@@ -31,9 +31,9 @@ class OrderedResultsFile {
   std::mutex mu_;
   std::FILE* file_;
   std::string path_;
-  size_t next_ = 0;                       // guarded by mu_
-  std::map<size_t, std::string> held_;    // guarded by mu_
-  Status status_;                         // guarded by mu_
+  size_t next_ = 0;                     // guarded by mu_
+  std::map<size_t, std::string> held_;  // guarded by mu_
+  Status status_;                       // guarded by mu_
 };
 
 }  // namespace vlmd::eval

@@ -102,8 +102,8 @@ Status ServedRun::Fill() {
     std::shared_ptr<api::CancelHandle> cancel;
     Status s = request.status();
     if (s.ok()) {
-      s = inference_->Submit(std::move(*request), std::make_shared<CollectSink>(next_, completions_),
-                             &cancel);
+      s = inference_->Submit(std::move(*request),
+                             std::make_shared<CollectSink>(next_, completions_), &cancel);
     }
     if (absl::IsUnavailable(s)) return s;
     if (absl::IsResourceExhausted(s) && retries_ < kMaxRetries) {

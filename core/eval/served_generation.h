@@ -13,11 +13,11 @@
 namespace vlmd::eval {
 
 struct ServedGenerationOptions {
-  std::string model;               // served model name
-  std::string adapter;             // served adapter name ("" = base model)
-  SamplingRequest sampling;        // as the caller gave it (greedy unless set)
-  int concurrency = 8;             // requests in flight
-  std::string request_prefix;      // request ids are <prefix>-<index>
+  std::string model;           // served model name
+  std::string adapter;         // served adapter name ("" = base model)
+  SamplingRequest sampling;    // as the caller gave it (greedy unless set)
+  int concurrency = 8;         // requests in flight
+  std::string request_prefix;  // request ids are <prefix>-<index>
   // Images are read here (any path: the data set reader checked them) and sent as bytes.
   ImagePolicy images;
 };

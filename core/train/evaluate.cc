@@ -42,8 +42,8 @@ StatusOr<TeacherForcedResult> EvaluateTeacherForced(const Qwen2VL& model,
     ++out.batches;
   }
   out.loss = out.samples > 0 ? weighted_loss / static_cast<double>(out.samples) : 0.0;
-  out.acc = out.tokens > 0 ? static_cast<double>(out.correct) / static_cast<double>(out.tokens)
-                           : 0.0;
+  out.acc =
+      out.tokens > 0 ? static_cast<double>(out.correct) / static_cast<double>(out.tokens) : 0.0;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }

@@ -120,7 +120,8 @@ const std::set<std::string>& GenerationMetrics() {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 Status ValidateGeneration(const JobSpec& s) {
@@ -138,7 +139,8 @@ Status ValidateGeneration(const JobSpec& s) {
                         "bleu"));
   return Check(s.predict_with_generate && s.generation_eval == "every_eval",
                "metric_for_best_model",
-               absl::StrCat("\"", metric, "\" needs predict_with_generate with generation_eval "
+               absl::StrCat("\"", metric,
+                            "\" needs predict_with_generate with generation_eval "
                             "every_eval (generation metrics at every evaluation)"));
 }
 
@@ -217,8 +219,8 @@ Status JobSpec::Validate() const {
 
 std::string JobSpec::BestMetricName() const {
   const std::string prefix = "eval_";
-  if (metric_for_best_model.rfind(prefix, 0) == 0) return metric_for_best_model.substr(prefix.size());
-  return metric_for_best_model;
+  if (metric_for_best_model.rfind(prefix, 0) != 0) return metric_for_best_model;
+  return metric_for_best_model.substr(prefix.size());
 }
 
 bool JobSpec::GreaterIsBetter() const {

@@ -190,9 +190,8 @@ void Trainer::Log(const MicroBatchResult& window, int64_t window_steps, double g
 }
 
 Status Trainer::Evaluate(std::map<std::string, double>* metrics) {
-  ASSIGN_OR_RETURN(TeacherForcedResult tf,
-                   EvaluateTeacherForced(*bundle_->model, *adapter_, *eval_,
-                                         spec_.eval_batch_size));
+  ASSIGN_OR_RETURN(TeacherForcedResult tf, EvaluateTeacherForced(*bundle_->model, *adapter_, *eval_,
+                                                                 spec_.eval_batch_size));
   EvalLog log;
   double runtime = tf.seconds;
   if (extension_ != nullptr) {

@@ -22,7 +22,9 @@ Sample MultiTurn() {
   Sample s;
   s.file = "/d/data.jsonl";
   s.line = 3;
-  s.messages = {Text("system", "sys"), Text("user", "q1"), Text("assistant", "a1"),
+  s.messages = {Text("system", "sys"),
+                Text("user", "q1"),
+                Text("assistant", "a1"),
                 {"user", {{ContentPart::Type::kImage, ""}, {ContentPart::Type::kText, "q2"}}},
                 Text("assistant", "final answer")};
   s.images = {{"/d/img.png", ""}};

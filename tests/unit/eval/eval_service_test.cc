@@ -1,13 +1,13 @@
 // EvalService on the tiny model on CPU: predictions checked one by one against api::Generate
 // (the offline `vlmd generate` path) for the same requests, scores recomputed from the results
 // file, teacher-forced numbers present, and the error statuses of bad requests.
-#include "core/api/eval.h"
-
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <cmath>
 #include <filesystem>
 
+#include "core/api/eval.h"
 #include "core/api/inference.h"
 #include "core/api/offline.h"
 #include "core/eval/eval_items.h"
@@ -39,7 +39,7 @@ std::string WriteDataset(const std::string& dir) {
       {{"query", "Say hi"}, {"response", "hi 😀"}},
       {{"query", "and now?"},
        {"response", "数学 公式"},
-       {"history", {{"first question", "first answer"}}}},
+       {"history", json::array({json::array({"first question", "first answer"})})}},
       {{"conversations",
         {{{"from", "human"}, {"value", "<image>Read it."}}, {{"from", "gpt"}, {"value", "y"}}}},
        {"images", {red}}},
@@ -111,13 +111,15 @@ TEST_F(EvalServiceTest, PredictionsEqualOfflineGenerateAndScoresAddUp) {
   request.output_dir = *dir_ + "/out";
   std::vector<int64_t> seen;
   int nulls = 0;
-  auto summary = Service()->Evaluate(request, [&](int64_t done, int64_t total,
-                                                  const api::EvalSampleResult* r) {
-    EXPECT_EQ(total, 5);
-    if (r == nullptr) ++nulls;
-    else seen.push_back(done);
-    return true;
-  });
+  auto summary = Service()->Evaluate(
+      request, [&](int64_t done, int64_t total, const api::EvalSampleResult* r) {
+        EXPECT_EQ(total, 5);
+        if (r == nullptr)
+          ++nulls;
+        else
+          seen.push_back(done);
+        return true;
+      });
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 3, 4, 5}));
   EXPECT_GT(nulls, 0);  // the teacher-forced pass asks between batches
@@ -157,8 +159,8 @@ TEST_F(EvalServiceTest, PredictionsEqualOfflineGenerateAndScoresAddUp) {
     exact += eval::ExactMatch(prediction, item.reference);
     chars += eval::EditSimilarityChars(prediction, item.reference);
     tokens += eval::EditSimilarityTokens(prediction, item.reference);
-    bleu.Add(eval::ComputeBleuStats(eval::SplitTokens(prediction),
-                                    eval::SplitTokens(item.reference)));
+    bleu.Add(
+        eval::ComputeBleuStats(eval::SplitTokens(prediction), eval::SplitTokens(item.reference)));
   }
   EXPECT_DOUBLE_EQ(summary->exact_match, exact / 5);
   EXPECT_DOUBLE_EQ(summary->edit_distance_char, chars / 5);
@@ -171,6 +173,7 @@ TEST_F(EvalServiceTest, PredictionsEqualOfflineGenerateAndScoresAddUp) {
   EXPECT_GE(*summary->eval_acc, 0.0);
   EXPECT_LE(*summary->eval_acc, 1.0);
   EXPECT_GT(summary->samples_per_second, 0);
+  EXPECT_GT(summary->completion_tokens, 5);  // the predictions are not all empty
 }
 
 TEST_F(EvalServiceTest, MaxSamplesDefaultOutputDirAndNoTeacherForcing) {
@@ -212,8 +215,12 @@ TEST_F(EvalServiceTest, BadRequests) {
   r.model = "other";
   EXPECT_EQ(service->Evaluate(r, nullptr).status().code(), absl::StatusCode::kNotFound);
   r = Request();
-  r.datasets = {"/etc/hostname.jsonl"};
+  char outside[] = "/tmp/vlmd_eval_outside_XXXXXX";
+  const std::string outside_dir = mkdtemp(outside);
+  eval_testing::WriteText(outside_dir + "/d.jsonl", "{\"query\": \"q\", \"response\": \"r\"}\n");
+  r.datasets = {outside_dir + "/d.jsonl"};
   EXPECT_EQ(service->Evaluate(r, nullptr).status().code(), absl::StatusCode::kPermissionDenied);
+  std::filesystem::remove_all(outside_dir);
   r = Request();
   r.output_dir = "/tmp-outside-roots/x";
   EXPECT_EQ(service->Evaluate(r, nullptr).status().code(), absl::StatusCode::kPermissionDenied);
@@ -238,8 +245,8 @@ TEST_F(EvalServiceTest, RefusedSampleIsRecordedAndScoredEmpty) {
   std::string long_query;
   for (int i = 0; i < 9000; ++i) long_query += " a";
   const std::string data = dir + "/d.jsonl";
-  eval_testing::WriteJsonl(data, {{{"query", long_query}, {"response", "r"}},
-                                  {{"query", "q2"}, {"response", "r2"}}});
+  eval_testing::WriteJsonl(
+      data, {{{"query", long_query}, {"response", "r"}}, {{"query", "q2"}, {"response", "r2"}}});
   api::EvalRequest r = Request();
   r.datasets = {data};
   r.teacher_forced = false;

@@ -127,8 +127,8 @@ TEST_F(JobGenerationEvalTest, ReportsGenerationMetricsAndPicksBestByThem) {
   double best = -1;
   int64_t best_step = 0;
   for (const json& e : evals) {
-    for (const char* key : {"eval_exact_match", "eval_edit_distance", "eval_edit_distance_token",
-                            "eval_bleu"}) {
+    for (const char* key :
+         {"eval_exact_match", "eval_edit_distance", "eval_edit_distance_token", "eval_bleu"}) {
       ASSERT_TRUE(e.contains(key)) << key << " missing in " << e.dump();
       EXPECT_GE(e[key].get<double>(), 0.0);
       EXPECT_LE(e[key].get<double>(), 1.0);
@@ -138,14 +138,27 @@ TEST_F(JobGenerationEvalTest, ReportsGenerationMetricsAndPicksBestByThem) {
       best = e["eval_edit_distance"];
       best_step = StepOf(e);
     }
-    EXPECT_EQ(ReadJsonl(*job_dir_ + "/eval_results/step-" + std::to_string(StepOf(e)) + ".jsonl")
-                  .size(),
-              static_cast<size_t>(kVal));
+    EXPECT_EQ(
+        ReadJsonl(*job_dir_ + "/eval_results/step-" + std::to_string(StepOf(e)) + ".jsonl").size(),
+        static_cast<size_t>(kVal));
   }
   json last = ReadJsonl(*job_dir_ + "/logging.jsonl").back();
-  EXPECT_EQ(last["best_model_checkpoint"],
-            *job_dir_ + "/checkpoint-" + std::to_string(best_step));
+  EXPECT_EQ(last["best_model_checkpoint"], *job_dir_ + "/checkpoint-" + std::to_string(best_step));
   EXPECT_NEAR(last["best_metric"].get<double>(), best, 1e-8);
+  // Every checkpoint event is flagged best exactly when its edit_distance beats all earlier
+  // ones (not by eval_loss), and carries the generation metrics it was judged by.
+  double so_far = -1;
+  int checkpoints = 0;
+  for (const json& p : ReadJsonl(*job_dir_ + "/progress.jsonl")) {
+    if (p["type"] != "checkpoint") continue;
+    ++checkpoints;
+    const double value = p["metrics"]["edit_distance"];
+    EXPECT_EQ(p["best"].get<bool>(), value > so_far) << p.dump();
+    so_far = std::max(so_far, value);
+    EXPECT_TRUE(p["metrics"].contains("bleu"));
+    EXPECT_TRUE(p["metrics"].contains("exact_match"));
+  }
+  EXPECT_EQ(checkpoints, 3);
 }
 
 TEST_F(JobGenerationEvalTest, TensorBoardHasTheGenerationScalars) {
@@ -160,8 +173,8 @@ TEST_F(JobGenerationEvalTest, TensorBoardHasTheGenerationScalars) {
   auto scalars = ReadTensorBoardScalars(events);
   ASSERT_TRUE(scalars.ok()) << scalars.status();
   std::vector<json> evals = EvalLines(*job_dir_);
-  for (const char* tag : {"eval/exact_match", "eval/edit_distance", "eval/bleu",
-                          "eval/edit_distance_token"}) {
+  for (const char* tag :
+       {"eval/exact_match", "eval/edit_distance", "eval/bleu", "eval/edit_distance_token"}) {
     ASSERT_TRUE(scalars->count(tag)) << tag;
     const auto& points = scalars->at(tag);
     ASSERT_EQ(points.size(), evals.size()) << tag;

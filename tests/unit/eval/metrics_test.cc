@@ -20,8 +20,8 @@ TEST(ExactMatchTest, AfterTrimmingNothingElse) {
   EXPECT_TRUE(ExactMatch("  x^2 \n", "x^2"));
   EXPECT_TRUE(ExactMatch("", ""));
   EXPECT_TRUE(ExactMatch(" ", ""));
-  EXPECT_FALSE(ExactMatch("a", "A"));           // no case folding
-  EXPECT_FALSE(ExactMatch("a b", "a  b"));      // inner whitespace counts
+  EXPECT_FALSE(ExactMatch("a", "A"));             // no case folding
+  EXPECT_FALSE(ExactMatch("a b", "a  b"));        // inner whitespace counts
   EXPECT_FALSE(ExactMatch("\u00e9", "e\u0301"));  // no Unicode normalization
   EXPECT_TRUE(ExactMatch("😀 数学", "😀 数学\n"));
 }
@@ -55,7 +55,7 @@ TEST(EditSimilarityCharsTest, HandComputed) {
   EXPECT_DOUBLE_EQ(EditSimilarityChars("abc", ""), 0.0);
   EXPECT_DOUBLE_EQ(EditSimilarityChars("", "abc"), 0.0);
   EXPECT_DOUBLE_EQ(EditSimilarityChars("abc", "abc"), 1.0);
-  EXPECT_DOUBLE_EQ(EditSimilarityChars("abc", "xyz"), 0.0);          // 3 substitutions / 3
+  EXPECT_DOUBLE_EQ(EditSimilarityChars("abc", "xyz"), 0.0);  // 3 substitutions / 3
   EXPECT_DOUBLE_EQ(EditSimilarityChars("kitten", "sitting"), 1.0 - 3.0 / 7.0);
   EXPECT_DOUBLE_EQ(EditSimilarityChars(" kitten\n", "sitting"), 1.0 - 3.0 / 7.0);
 }
@@ -112,15 +112,14 @@ TEST(SentenceBleuTest, EdgeCases) {
 TEST(SentenceBleuTest, HandComputed) {
   // hyp "the cat sat on the mat", ref "the cat is on the mat" (6 tokens each, BP = 1):
   // p1 = 5/6, p2 = 3/5 (the cat, on the, the mat), p3 = 1/4 (on the mat), p4 = 0 -> 0.1/3.
-  EXPECT_NEAR(SentenceBleu("the cat sat on the mat", "the cat is on the mat"),
-              0.25406637407730737, 1e-12);
+  EXPECT_NEAR(SentenceBleu("the cat sat on the mat", "the cat is on the mat"), 0.25406637407730737,
+              1e-12);
   // Brevity: 4 of 6 tokens, all precisions 1 -> exp(1 - 6/4).
   EXPECT_NEAR(SentenceBleu("a b c d", "a b c d e f"), 0.6065306597126334, 1e-12);
   // Clipping: p1 = 1/4, p2 = 0.1/3, p3 = 0.1/2, p4 = 0.1/1; c = 4 > r = 2 so BP = 1.
   EXPECT_NEAR(SentenceBleu("the the the the", "the cat"), 0.08034284189446518, 1e-12);
   // LaTeX tokens: p = 6/7, 4/6, 3/5, 2/4 -> (144/840)^(1/4).
-  EXPECT_NEAR(SentenceBleu("\\frac { a } { b }", "\\frac { a } { c }"), 0.6434588841607617,
-              1e-12);
+  EXPECT_NEAR(SentenceBleu("\\frac { a } { b }", "\\frac { a } { c }"), 0.6434588841607617, 1e-12);
 }
 
 TEST(CorpusBleuTest, SumsStatisticsWithoutSmoothing) {
