@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "core/api/eval.h"
@@ -78,6 +79,52 @@ StatusOr<ModelSide> LoadModelSide(api::InferenceService& inference, const EvalTa
   return side;
 }
 
+SamplingRequest GreedyUnlessSet(SamplingRequest sampling) {
+  if (!sampling.temperature) sampling.temperature = 0.0;
+  return sampling;
+}
+
+// Scores, writes and reports each finished sample (on the Evaluate thread). Stops the run
+// when the first requests were all refused: that is a problem of the request (e.g.
+// max_new_tokens over the server's limit, an adapter unloaded meanwhile), not of samples.
+class SampleRecorder {
+ public:
+  static constexpr int64_t kFailFast = 8;
+
+  SampleRecorder(const std::vector<EvalItem>& items, OrderedResultsFile* file,
+                 const EvalProgress& progress, EvalSummary* summary)
+      : items_(items), file_(file), progress_(progress), summary_(summary) {}
+
+  bool Record(size_t index, const StatusOr<GenerationResult>& g) {
+    api::EvalSampleResult r = ScoreSample(items_[index], g.ok() ? g->text : "");
+    r.finish_reason = g.ok() ? FinishReasonName(g->finish_reason) : "error";
+    r.completion_tokens = g.ok() ? g->usage.completion_tokens : 0;
+    if (!g.ok()) r.error = g.status().ToString();
+    summary_->failed += g.ok() ? 0 : 1;
+    summary_->completion_tokens += r.completion_tokens;
+    scores_.Add(r);
+    file_->Put(index, ResultLine(r));
+    const int64_t done = scores_.count(), total = static_cast<int64_t>(items_.size());
+    if (!g.ok() && summary_->failed == done && done == std::min(kFailFast, total)) {
+      refused_ = Status(
+          g.status().code(),
+          absl::StrCat("the first ", done, " requests were refused: ", g.status().message()));
+      return false;
+    }
+    return !progress_ || progress_(done, total, &r);
+  }
+  void Fill(EvalSummary* summary) const { scores_.Fill(summary); }
+  const Status& refused() const { return refused_; }
+
+ private:
+  const std::vector<EvalItem>& items_;
+  OrderedResultsFile* file_;
+  const EvalProgress& progress_;
+  EvalSummary* summary_;
+  ScoreAccumulator scores_;
+  Status refused_;
+};
+
 class EvalServiceImpl : public api::EvalService {
  public:
   EvalServiceImpl(api::InferenceService* inference, api::JobService* jobs,
@@ -137,26 +184,17 @@ Status EvalServiceImpl::Generate(const EvalRequest& request, const EvalTarget& t
   ServedGenerationOptions options;
   options.model = target.model.name;
   options.adapter = target.adapter ? target.adapter->name : "";
-  options.sampling = request.sampling;
-  if (!options.sampling.temperature) options.sampling.temperature = 0.0;  // greedy by default
+  options.sampling = GreedyUnlessSet(request.sampling);
   options.concurrency = request.concurrency;
   options.request_prefix = id;
-  ScoreAccumulator scores;
-  int64_t done = 0;
+  SampleRecorder recorder(items, file, progress, summary);
   auto on_done = [&](size_t i, const StatusOr<GenerationResult>& g) {
-    api::EvalSampleResult r = ScoreSample(items[i], g.ok() ? g->text : "");
-    r.finish_reason = g.ok() ? FinishReasonName(g->finish_reason) : "error";
-    r.completion_tokens = g.ok() ? g->usage.completion_tokens : 0;
-    if (!g.ok()) r.error = g.status().ToString();
-    summary->failed += g.ok() ? 0 : 1;
-    summary->completion_tokens += r.completion_tokens;
-    scores.Add(r);
-    file->Put(i, ResultLine(r));
-    ++done;
-    return !progress || progress(done, static_cast<int64_t>(items.size()), &r);
+    return recorder.Record(i, g);
   };
-  RETURN_IF_ERROR(GenerateServed(inference_, items, options, on_done));
-  scores.Fill(summary);
+  Status status = GenerateServed(inference_, items, options, on_done);
+  if (!recorder.refused().ok()) return recorder.refused();
+  RETURN_IF_ERROR(status);
+  recorder.Fill(summary);
   return file->Close();
 }
 
@@ -182,6 +220,10 @@ StatusOr<EvalSummary> EvalServiceImpl::Evaluate(const EvalRequest& request,
   const std::string id = NextId();
   ASSIGN_OR_RETURN(EvalTarget target, ResolveTarget(request, inference_, jobs_, id));
   ASSIGN_OR_RETURN(ModelSide side, LoadModelSide(*inference_, target));
+  // Parameter ranges fail here, once, rather than in every request.
+  RETURN_IF_ERROR(ResolveSampling(GreedyUnlessSet(request.sampling), side.bundle->generation,
+                                  std::numeric_limits<int>::max())
+                      .status());
   ASSIGN_OR_RETURN(std::vector<Sample> samples, Samples(request, target, side));
   ASSIGN_OR_RETURN(std::vector<EvalItem> items, MakeEvalItems(samples));
   ASSIGN_OR_RETURN(std::string dir,

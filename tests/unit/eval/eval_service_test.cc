@@ -230,6 +230,16 @@ TEST_F(EvalServiceTest, BadRequests) {
   r = Request();
   r.concurrency = 0;
   EXPECT_EQ(service->Evaluate(r, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  r = Request();
+  r.sampling.temperature = -1;
+  EXPECT_EQ(service->Evaluate(r, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  r = Request();
+  r.sampling.max_new_tokens = 5000;  // over the engine's max_new_tokens (4096): every request
+  auto refused = service->Evaluate(r, nullptr).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(refused.message()).find("the first 5 requests were refused"),
+            std::string::npos)
+      << refused;
   const std::string bad = *dir_ + "/bad.jsonl";
   eval_testing::WriteText(bad, "{\"query\": \"q\"}\nnot json\n");
   r = Request();

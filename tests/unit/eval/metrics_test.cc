@@ -118,6 +118,8 @@ TEST(SentenceBleuTest, HandComputed) {
   EXPECT_NEAR(SentenceBleu("a b c d", "a b c d e f"), 0.6065306597126334, 1e-12);
   // Clipping: p1 = 1/4, p2 = 0.1/3, p3 = 0.1/2, p4 = 0.1/1; c = 4 > r = 2 so BP = 1.
   EXPECT_NEAR(SentenceBleu("the the the the", "the cat"), 0.08034284189446518, 1e-12);
+  // Short and smoothed: "x ^ 2" vs "x ^ { 2 }": p = 3/3, 1/2, 0.1/1, 0.1/max(1, 0); c = 3 < r = 5.
+  EXPECT_NEAR(SentenceBleu("x ^ 2", "x ^ { 2 }"), 0.13652520787861755, 1e-12);
   // LaTeX tokens: p = 6/7, 4/6, 3/5, 2/4 -> (144/840)^(1/4).
   EXPECT_NEAR(SentenceBleu("\\frac { a } { b }", "\\frac { a } { c }"), 0.6434588841607617, 1e-12);
 }
