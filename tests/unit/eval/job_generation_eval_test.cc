@@ -231,6 +231,46 @@ TEST_F(JobGenerationEvalTest, EvalServiceOnTheJobsSplitMatchesTheTrainer) {
     EXPECT_EQ(ours[i]["source"], worker[i]["source"]);
     EXPECT_EQ(ours[i]["prediction"], worker[i]["prediction"]) << "sample " << i;
   }
+
+  // The offline path (vlmd generate --adapter) agrees on every sample too.
+  api::ModelRunOptions offline;
+  offline.model_dir = TinyWorld::Get().model_dir();
+  offline.adapter_dir = best;
+  SamplingRequest greedy;
+  greedy.temperature = 0.0;
+  greedy.max_new_tokens = 8;
+  for (const json& line : ours) {
+    const std::string source = line["source"];
+    const int row = std::stoi(source.substr(source.rfind(':') + 1));
+    json req = {
+        {"messages",
+         {{{"role", "user"},
+           {"content",
+            {{{"type", "image"}, {"image", *job_dir_ + "/img" + std::to_string(row - 1) + ".png"}},
+             {{"type", "text"}, {"text", "Using LaTeX to perform OCR on the image."}}}}}}},
+        {"min_pixels", 3136},
+        {"max_pixels", 50176}};
+    eval_testing::WriteText(*job_dir_ + "/req.json", req.dump());
+    auto generated = api::Generate(offline, *job_dir_ + "/req.json", greedy);
+    ASSERT_TRUE(generated.ok()) << generated.status();
+    EXPECT_EQ(line["prediction"], json::parse(*generated)["text"]) << source;
+  }
+
+  // The same checkpoint loaded by name gives the same predictions.
+  ASSERT_TRUE((*inference)->LoadAdapter("mine", best, "tiny").ok());
+  request.job_id.clear();
+  request.adapter = "mine";
+  request.datasets = {*job_dir_ + "/train.jsonl"};
+  request.teacher_forced = false;
+  auto named = service->Evaluate(request, nullptr);
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->samples, kSamples);
+  std::vector<json> all = ReadJsonl(named->results_path);
+  for (const json& line : ours) {
+    const std::string source = line["source"];
+    const int row = std::stoi(source.substr(source.rfind(':') + 1));
+    EXPECT_EQ(all[row - 1]["prediction"], line["prediction"]) << source;
+  }
   (*inference)->Shutdown(std::chrono::milliseconds(0));
 }
 
