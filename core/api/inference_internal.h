@@ -1,13 +1,18 @@
-// Core-internal access to the objects an InferenceService serves (torch types, so server/ never
-// includes this): the evaluation service runs its teacher-forced pass on the very model and
-// adapter that generation uses, without loading them a second time.
+// Core-internal access to the objects an InferenceService serves: the evaluation service runs
+// its teacher-forced pass on the very model and adapter that generation uses, without loading
+// them a second time. Torch-free itself (the types are only declared); server/ has no use for
+// it.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "core/api/inference.h"
-#include "core/engine/model_bundle.h"
+
+namespace vlmd {
+struct ModelBundle;  // core/engine/model_bundle.h
+struct LoraAdapter;  // core/model/lora.h
+}  // namespace vlmd
 
 namespace vlmd::api {
 

@@ -1,6 +1,8 @@
 // EvalService (core/api/eval.h): resolves the model, adapter and data, generates through the
 // inference service, scores, writes results.jsonl and summary.json, and runs the trainer's
 // teacher-forced pass on the same model and adapter.
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -11,6 +13,7 @@
 #include "core/api/inference_internal.h"
 #include "core/base/file_util.h"
 #include "core/base/logging.h"
+#include "core/engine/model_bundle.h"
 #include "core/eval/eval_data.h"
 #include "core/eval/eval_items.h"
 #include "core/eval/eval_target.h"
@@ -125,6 +128,21 @@ class SampleRecorder {
   Status refused_;
 };
 
+// summary.json, with what was evaluated.
+Status WriteSummary(const std::string& dir, const std::string& id, const EvalRequest& request,
+                    const EvalTarget& target, const EvalSummary& summary) {
+  std::map<std::string, std::string> extra = {
+      {"id", id},
+      {"model", target.model.name},
+      {"adapter", target.adapter && !target.temporary ? target.adapter->name : ""},
+      {"job_id", request.job_id},
+      {"checkpoint", target.checkpoint_dir}};
+  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "summary.json"), SummaryJson(summary, extra)));
+  VLMD_LOG(Info) << "evaluation " << id << ": " << summary.samples << " samples, exact_match "
+                 << summary.exact_match << ", bleu " << summary.bleu << " -> " << dir;
+  return absl::OkStatus();
+}
+
 class EvalServiceImpl : public api::EvalService {
  public:
   EvalServiceImpl(api::InferenceService* inference, api::JobService* jobs,
@@ -232,25 +250,18 @@ StatusOr<EvalSummary> EvalServiceImpl::Evaluate(const EvalRequest& request,
   EvalSummary summary;
   summary.results_path = JoinPath(dir, "results.jsonl");
   ASSIGN_OR_RETURN(auto file, OrderedResultsFile::Create(summary.results_path));
+  const auto generation_start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(Generate(request, target, id, items, file.get(), progress, &summary));
-  const double generation_seconds = SecondsSince(start);
-  if (request.teacher_forced) {
-    RETURN_IF_ERROR(TeacherForced(request, target, side, std::move(samples), progress, &summary));
-  }
-  summary.seconds = SecondsSince(start);
+  const double generation_seconds = SecondsSince(generation_start);
   if (generation_seconds > 0) {
     summary.samples_per_second = static_cast<double>(summary.samples) / generation_seconds;
     summary.tokens_per_second = static_cast<double>(summary.completion_tokens) / generation_seconds;
   }
-  std::map<std::string, std::string> extra = {
-      {"id", id},
-      {"model", target.model.name},
-      {"adapter", target.adapter && !target.temporary ? target.adapter->name : ""},
-      {"job_id", request.job_id},
-      {"checkpoint", target.checkpoint_dir}};
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "summary.json"), SummaryJson(summary, extra)));
-  VLMD_LOG(Info) << "evaluation " << id << ": " << summary.samples << " samples, exact_match "
-                 << summary.exact_match << ", bleu " << summary.bleu << " -> " << dir;
+  if (request.teacher_forced) {
+    RETURN_IF_ERROR(TeacherForced(request, target, side, std::move(samples), progress, &summary));
+  }
+  summary.seconds = SecondsSince(start);
+  RETURN_IF_ERROR(WriteSummary(dir, id, request, target, summary));
   return summary;
 }
 
