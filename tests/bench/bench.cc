@@ -132,11 +132,18 @@ int main(int argc, char** argv) {
   app.add_option("--new-tokens", new_tokens);
   app.add_option("--json", out);
   CLI11_PARSE(app, argc, argv);
+  int max_batch = 1;
+  for (absl::string_view b : absl::StrSplit(batches, ',')) {
+    max_batch = std::max(max_batch, std::atoi(std::string(b).c_str()));
+  }
   vlmd::api::InferenceConfig config;
   config.models.push_back({"bench", model, device, dtype});
-  config.limits.max_running = 256;
+  // The slab KV cache holds max_running x (max_prompt_tokens + max_new_tokens) tokens.
+  config.limits.max_running = max_batch;
   config.limits.max_waiting = 1024;
-  config.limits.kv_cache_tokens = 1 << 22;
+  config.limits.max_prompt_tokens = 1024;
+  config.limits.max_new_tokens = 512;
+  config.limits.kv_cache_tokens = int64_t{max_batch} * 1536;
   config.limits.max_prefill_tokens = 1 << 16;
   auto service = vlmd::api::InferenceService::Create(config, nullptr);
   if (!service.ok()) {
