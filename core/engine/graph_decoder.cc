@@ -7,6 +7,7 @@
 #ifdef VLMD_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
@@ -58,8 +59,9 @@ GraphDecoder::Graph& GraphDecoder::GraphFor(int64_t batch, int64_t window) {
   if (it != graphs_.end()) return *it->second;
   auto g = std::make_unique<Graph>();
 #ifdef VLMD_CUDA
+  // Capture happens once per bucket: order the side stream by synchronising the device.
+  c10::cuda::device_synchronize();
   at::cuda::CUDAStream stream = at::cuda::getStreamFromPool();
-  stream.wait_stream(at::cuda::getCurrentCUDAStream());
   {
     c10::cuda::CUDAStreamGuard guard(stream);
     Forward(batch, window);  // warm-up: cuBLAS handles and workspaces exist before capture
@@ -72,7 +74,7 @@ GraphDecoder::Graph& GraphDecoder::GraphFor(int64_t batch, int64_t window) {
     at::cuda::MempoolId_t used = g->graph.pool();
     pool_ = {static_cast<int64_t>(used.first), static_cast<int64_t>(used.second)};
   }
-  at::cuda::getCurrentCUDAStream().wait_stream(stream);
+  c10::cuda::device_synchronize();
   VLMD_LOG(Debug) << "captured decode graph for batch " << batch << ", window " << window;
 #endif
   return *(graphs_[key] = std::move(g));
