@@ -5,18 +5,18 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "core/engine/model_bundle.h"
+#include "core/eval/generation_eval.h"
 #include "core/train/example.h"
+#include "core/train/job_samples.h"
 #include "core/train/logging_jsonl_sink.h"
 #include "core/train/plot.h"
 #include "core/train/progress.h"
 #include "core/train/tensorboard.h"
 #include "core/train/trainer.h"
-#include "core/train/validate.h"
 
 namespace vlmd::api {
 namespace {
@@ -24,26 +24,6 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true); }
-
-// Builds training examples on demand from validated samples.
-class SampleSource : public ExampleSource {
- public:
-  SampleSource(std::vector<Sample> samples, const ExampleOptions* options)
-      : samples_(std::move(samples)), options_(options) {}
-  size_t size() const override { return samples_.size(); }
-  StatusOr<TrainExample> Get(size_t index) const override {
-    ASSIGN_OR_RETURN(TokenizedExample ex, BuildExample(samples_[index], *options_));
-    TrainExample out;
-    out.ids = std::move(ex.ids);
-    out.labels = std::move(ex.labels);
-    out.images = ToImageBatch(ex.images);
-    return out;
-  }
-
- private:
-  std::vector<Sample> samples_;
-  const ExampleOptions* options_;
-};
 
 // The sinks of a worker: progress lines on stdout and in progress.jsonl, logging.jsonl,
 // TensorBoard events under runs/, plots under images/.
@@ -69,28 +49,6 @@ Status OpenSinks(const std::string& dir, WorkerSinks* sinks) {
   return absl::OkStatus();
 }
 
-// Reads and validates data sets; the report goes to the job log.
-StatusOr<std::vector<Sample>> LoadSamples(const std::vector<std::string>& names,
-                                          const ExampleOptions& examples, const JobSpec& spec,
-                                          TrainingSink* sink) {
-  const char* root = std::getenv("VLMD_DATA_ROOT");
-  std::vector<DatasetSource> sources;
-  for (const std::string& name : names) {
-    ASSIGN_OR_RETURN(DatasetSource s, ResolveDatasetName(name, root ? root : ""));
-    sources.push_back(std::move(s));
-  }
-  ValidationOptions options;
-  options.max_length = spec.max_length;
-  ASSIGN_OR_RETURN(ValidatedDataset v,
-                   ValidateDataset(sources, DatasetReadOptions(), examples, options));
-  sink->OnLogLine(v.report.Summary());
-  if (!v.report.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("data set validation failed: ",
-                                                   v.report.Summary()));
-  }
-  return KeepTrainable(std::move(v.samples), v.report);
-}
-
 StatusOr<ModelOptions> WorkerModelOptions(const JobSpec& spec) {
   ModelOptions options;
   options.device = spec.gpus > 0 && at::hasCUDA() ? "cuda" : "cpu";
@@ -100,6 +58,19 @@ StatusOr<ModelOptions> WorkerModelOptions(const JobSpec& spec) {
   }
   options.dtype = spec.dtype;
   return options;
+}
+
+// The generation evaluator of a job with predict_with_generate (else null).
+StatusOr<std::unique_ptr<eval::GenerationEvaluator>> MakeGenerationEval(
+    const JobSpec& spec, std::shared_ptr<const ModelBundle> bundle, const std::vector<Sample>& val,
+    TrainingSink* sink) {
+  if (!spec.predict_with_generate || val.empty()) return nullptr;
+  ASSIGN_OR_RETURN(auto evaluator,
+                   eval::GenerationEvaluator::Create(spec, std::move(bundle), val,
+                                                     JoinPath(spec.output_dir, "eval_results")));
+  sink->OnLogLine(absl::StrCat("generation metrics on ", evaluator->size(), " validation samples (",
+                               spec.generation_eval, ")"));
+  return evaluator;
 }
 
 Status Train(const JobSpec& spec, const std::string& fallback, TrainingSink* sink,
@@ -112,20 +83,16 @@ Status Train(const JobSpec& spec, const std::string& fallback, TrainingSink* sin
   ASSIGN_OR_RETURN(ExampleOptions examples,
                    MakeExampleOptions(bundle->model->config(), bundle->preprocessor,
                                       bundle->tokenizer, spec.min_pixels, spec.max_pixels));
-  ASSIGN_OR_RETURN(std::vector<Sample> train, LoadSamples(spec.datasets, examples, spec, sink));
-  std::vector<Sample> val;
-  if (!spec.val_datasets.empty()) {
-    ASSIGN_OR_RETURN(val, LoadSamples(spec.val_datasets, examples, spec, sink));
-  } else if (spec.split_ratio > 0) {
-    ASSIGN_OR_RETURN(TrainValSplit split,
-                     SplitTrainVal(std::move(train), spec.split_ratio, spec.seed));
-    train = std::move(split.train);
-    val = std::move(split.val);
-  }
-  sink->OnLogLine(absl::StrCat("training on ", train.size(), " samples, validating on ",
-                               val.size(), " (device ", model_options.device, ")"));
-  SampleSource train_source(std::move(train), &examples), val_source(std::move(val), &examples);
+  ASSIGN_OR_RETURN(JobSamples data,
+                   LoadJobSamples(spec, examples, DataRootFromEnvironment(),
+                                  [sink](const std::string& line) { sink->OnLogLine(line); }));
+  sink->OnLogLine(absl::StrCat("training on ", data.train.size(), " samples, validating on ",
+                               data.val.size(), " (device ", model_options.device, ")"));
+  ASSIGN_OR_RETURN(auto generation, MakeGenerationEval(spec, bundle, data.val, sink));
+  SampleSource train_source(std::move(data.train), &examples);
+  SampleSource val_source(std::move(data.val), &examples);
   Trainer trainer(spec, bundle, &train_source, val_source.size() ? &val_source : nullptr, sink);
+  trainer.set_eval_extension(generation.get());
   RETURN_IF_ERROR(trainer.Init());
   Status status = trainer.Run(g_stop);
   *step_reached = trainer.progress().global_step;

@@ -14,6 +14,7 @@
 
 #ifdef VLMD_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace vlmd::compat {
@@ -28,6 +29,24 @@ inline void SetGeneratorState(const at::Device& device, const at::Tensor& state)
   at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
+}
+
+// Starts a new peak-memory window on a CUDA device (no-op elsewhere).
+inline void ResetPeakMemory(const at::Device& device) {
+#ifdef VLMD_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#else
+  (void)device;
+#endif
+}
+
+// Waits for the device's queued work (no-op on the CPU).
+inline void Synchronize(const at::Device& device) {
+#ifdef VLMD_CUDA
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+#else
+  (void)device;
+#endif
 }
 
 // Peak bytes allocated on a CUDA device in GiB (0 in CPU-only builds).
@@ -77,6 +96,24 @@ inline at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::
   }
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   return at::matmul(probs, v);
+}
+
+// Decode attention of grouped-query heads over a padded cache: q [B, heads, 1, D],
+// k/v [B, kv_heads, L, D] (kv_heads divides heads), mask bool [B, 1, 1, L] (true = attend).
+// Capturable in a CUDA graph (no host synchronisation).
+inline at::Tensor GqaDecodeAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const at::Tensor& mask, double scale) {
+#if VLMD_TORCH_AT_LEAST(2, 5)
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale, /*enable_gqa=*/true);
+#else
+  const int64_t groups = q.size(1) / k.size(1);
+  auto expand = [&](const at::Tensor& x) {
+    return x.unsqueeze(2)
+        .expand({x.size(0), x.size(1), groups, x.size(2), x.size(3)})
+        .reshape({x.size(0), x.size(1) * groups, x.size(2), x.size(3)});
+  };
+  return Attention(q, expand(k), expand(v), mask, scale, false, false);
+#endif
 }
 
 }  // namespace vlmd::compat

@@ -227,7 +227,7 @@ TEST_F(SftE2E, EvalMetricsAndDataCountsInTheStatus) {
   ASSERT_TRUE(job_.has_eval_metrics());
   EXPECT_GT(job_.eval_metrics().loss(), 0);
   EXPECT_GE(job_.eval_metrics().acc(), 0);
-  EXPECT_TRUE(job_.eval_metrics().all().count("eval_runtime"));
+  EXPECT_TRUE(job_.eval_metrics().all().count("eval_loss"));
   EXPECT_EQ(job_.train_samples(), 13);  // 16 rows, dataset_test_ratio 0.2 -> 3 held out
   EXPECT_EQ(job_.val_samples(), 3);
   EXPECT_EQ(job_.attempts(), 1);

@@ -1,5 +1,5 @@
-// CheckJobData (VALIDATING) with the checked-in tiny model: the model's config, preprocessor and
-// tokenizer, then every data line, with file:line in the failure reason.
+// CheckJobData (VALIDATING): the model's config, preprocessor and tokenizer load, and every
+// data line and image header is checked, with the checked-in tiny model and data set.
 #include "core/jobs/data_check.h"
 
 #include <gtest/gtest.h>
@@ -12,67 +12,48 @@ namespace {
 
 const std::string kModel = std::string(VLMD_SOURCE_DIR) + "/tests/fixtures/models/gqa_tied";
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/vlmd_datacheck_XXXXXX";
-  return mkdtemp(tmpl);
+const std::string kTrain = std::string(VLMD_SOURCE_DIR) + "/tests/fixtures/train";
+
+api::JobServiceConfig Config(const std::string& extra_root) {
+  api::JobServiceConfig c;
+  c.allowed_roots = {VLMD_SOURCE_DIR, extra_root};
+  return c;
 }
 
-// A job spec on the fixture model with one data file of `lines` under a fresh root.
-JobSpec SpecWithData(const std::string& dir, const std::string& lines) {
+TEST(DataCheckTest, CountsTrainAndValidationSamples) {
   JobSpec spec;
   spec.model = kModel;
-  spec.datasets = {JoinPath(dir, "train.jsonl")};
-  EXPECT_TRUE(WriteFileAtomic(spec.datasets[0], lines).ok());
-  return spec;
-}
-
-api::JobServiceConfig ConfigFor(const std::string& dir) {
-  api::JobServiceConfig config;
-  config.allowed_roots = {dir};
-  return config;
-}
-
-TEST(DataCheckTest, CountsSamplesAndTheValidationSplit) {
-  std::string dir = TempDir();
-  std::string lines;
-  for (int i = 0; i < 20; ++i)
-    lines += R"({"query": "hi", "response": "hello"})"
-             "\n";
-  JobSpec spec = SpecWithData(dir, lines);
-  spec.split_ratio = 0.1;
+  spec.datasets = {kTrain + "/train.jsonl"};
+  spec.val_datasets = {kTrain + "/val.jsonl"};
   std::atomic<bool> stop{false};
-  auto result = CheckJobData(spec, ConfigFor(dir), stop);
+  auto result = CheckJobData(spec, Config(kTrain), stop);
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->train_samples, 18);
+  EXPECT_EQ(result->train_samples, 8);
   EXPECT_EQ(result->val_samples, 2);
   EXPECT_EQ(result->skipped_samples, 0);
-  EXPECT_NE(result->report.find("20 samples are ready"), std::string::npos) << result->report;
 }
 
-TEST(DataCheckTest, ABadLineFailsNamingFileAndLine) {
-  std::string dir = TempDir();
-  JobSpec spec = SpecWithData(dir, R"({"query": "hi", "response": "hello"})"
-                                   "\n{\"query\": \"broken\"\n");
+TEST(DataCheckTest, MalformedLineFailsWithFileAndLine) {
+  char tmpl[] = "/tmp/vlmd_datacheck_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string data = JoinPath(dir, "bad.jsonl");
+  ASSERT_TRUE(WriteFileAtomic(data, R"({"query": "hi", "response": "ok"})"
+                                    "\n{\"query\": broken\n")
+                  .ok());
+  JobSpec spec;
+  spec.model = kModel;
+  spec.datasets = {data};
+  spec.split_ratio = 0;
   std::atomic<bool> stop{false};
-  auto result = CheckJobData(spec, ConfigFor(dir), stop);
+  auto result = CheckJobData(spec, Config(dir), stop);
   ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(result.status().message().find(spec.datasets[0] + ":2: "), 0u) << result.status();
-}
-
-TEST(DataCheckTest, AnImageOutsideTheRootsFails) {
-  std::string dir = TempDir();
-  JobSpec spec =
-      SpecWithData(dir, R"({"query": "<image>hi", "response": "x", "images": ["/etc/passwd"]})"
-                        "\n");
-  std::atomic<bool> stop{false};
-  auto result = CheckJobData(spec, ConfigFor(dir), stop);
-  ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.status().message().find(":1: "), std::string::npos) << result.status();
+  // The first bad line leads the reason.
+  EXPECT_EQ(result.status().message().find(data + ":2"), 0u) << result.status();
 }
 
 TEST(DataCheckTest, BrokenConfigFailsNamingTheFile) {
-  std::string dir = TempDir();
+  char tmpl[] = "/tmp/vlmd_datacheck_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
   ASSERT_TRUE(WriteFileAtomic(JoinPath(dir, "config.json"), "{\"text_config\": 7").ok());
   JobSpec spec;
   spec.model = dir;
