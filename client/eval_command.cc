@@ -71,8 +71,12 @@ void PrintSummary(const v1::EvalSummary& s) {
   std::printf("bleu:                %.4f\n", s.bleu());
   if (s.has_eval_loss()) std::printf("eval_loss:           %.4f\n", s.eval_loss());
   if (s.has_eval_acc()) std::printf("eval_acc:            %.4f\n", s.eval_acc());
-  std::printf("time:                %.1f s (%.2f samples/s)\n", s.seconds(),
-              s.samples_per_second());
+  std::printf("time:                %.1f s (%.2f samples/s, %.1f tokens/s)\n", s.seconds(),
+              s.samples_per_second(), s.tokens_per_second());
+  if (s.failed() > 0) {
+    std::printf("failed:              %lld (scored as empty answers)\n",
+                static_cast<long long>(s.failed()));
+  }
   std::printf("results:             %s\n", s.results_path().c_str());
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdarg>
+#include <map>
 
 #include "client/output.h"
 
@@ -90,6 +91,13 @@ std::string StatusBlock(const v1::JobStatus& job) {
   out += Printf("epoch:       %.2f   elapsed %s   remaining %s\n", job.epoch(),
                 FormatDuration(job.elapsed_seconds()).c_str(),
                 FormatDuration(job.remaining_seconds()).c_str());
+  if (job.has_eval_metrics()) {
+    std::map<std::string, double> metrics(job.eval_metrics().all().begin(),
+                                          job.eval_metrics().all().end());
+    out += "eval:       ";
+    for (const auto& [name, value] : metrics) out += " " + name + Printf("=%.4g", value);
+    out += "\n";
+  }
   out +=
       Printf("data:        %lld train, %lld validation, %lld skipped (too long)\n",
              static_cast<long long>(job.train_samples()), static_cast<long long>(job.val_samples()),

@@ -112,6 +112,16 @@ void AddRunFlags(CLI::App* cmd, SftFlags* f) {
   Scalar(cmd, f, "--priority", &v1::JobSpec::set_priority, "Higher runs first (0)");
   Text(cmd, f, "--resume_from_checkpoint", &v1::JobSpec::mutable_resume_from_checkpoint,
        "checkpoint-N directory to resume from");
+  Scalar(cmd, f, "--predict_with_generate", &v1::JobSpec::set_predict_with_generate,
+         "Generation metrics on the validation set at each eval (false)");
+  Text(cmd, f, "--generation_eval", &v1::JobSpec::mutable_generation_eval,
+       "every_eval or end (every_eval)");
+  Scalar(cmd, f, "--generation_max_new_tokens", &v1::JobSpec::set_generation_max_new_tokens,
+         "Tokens per generated answer (512)");
+  Scalar(cmd, f, "--generation_max_samples", &v1::JobSpec::set_generation_max_samples,
+         "Validation samples generated for; 0 = all (0)");
+  Scalar(cmd, f, "--generation_batch_size", &v1::JobSpec::set_generation_batch_size,
+         "Sequences decoded together (8)");
   cmd->add_option("--spec", f->spec_file, "job.json with the same field names; flags win");
   cmd->add_flag("--watch", f->watch, "Follow the job until it ends (exit 0 when it succeeds)");
   cmd->add_option("--retry", f->retry_s, "With --watch: seconds to reconnect after a restart")

@@ -20,12 +20,6 @@ void SetIf(const google::protobuf::RepeatedPtrField<std::string>& values,
   if (!values.empty()) field->assign(values.begin(), values.end());
 }
 
-// greater_is_better may be a plain bool or "unset = the metric's default".
-void SetGreaterIsBetter(bool value, v1::JobSpec* out) { out->set_greater_is_better(value); }
-void SetGreaterIsBetter(const std::optional<bool>& value, v1::JobSpec* out) {
-  if (value) out->set_greater_is_better(*value);
-}
-
 void DataFromProto(const v1::JobSpec& in, JobSpec* s) {
   SetIf(in.name(), &s->name);
   SetIf(in.model(), &s->model);
@@ -77,6 +71,12 @@ void RunFromProto(const v1::JobSpec& in, JobSpec* s) {
   SetIf(in.has_gpus(), in.gpus(), &s->gpus);
   SetIf(in.has_priority(), in.priority(), &s->priority);
   SetIf(in.resume_from_checkpoint(), &s->resume_from_checkpoint);
+  SetIf(in.has_predict_with_generate(), in.predict_with_generate(), &s->predict_with_generate);
+  SetIf(in.generation_eval(), &s->generation_eval);
+  SetIf(in.has_generation_max_new_tokens(), in.generation_max_new_tokens(),
+        &s->generation_max_new_tokens);
+  SetIf(in.has_generation_max_samples(), in.generation_max_samples(), &s->generation_max_samples);
+  SetIf(in.has_generation_batch_size(), in.generation_batch_size(), &s->generation_batch_size);
 }
 
 void DataToProto(const JobSpec& s, v1::JobSpec* out) {
@@ -119,10 +119,15 @@ void RunToProto(const JobSpec& s, v1::JobSpec* out) {
   out->set_logging_steps(s.logging_steps);
   out->set_save_total_limit(s.save_total_limit);
   out->set_metric_for_best_model(s.metric_for_best_model);
-  SetGreaterIsBetter(s.greater_is_better, out);
+  out->set_greater_is_better(s.GreaterIsBetter());
   out->set_gpus(s.gpus);
   out->set_priority(s.priority);
   out->set_resume_from_checkpoint(s.resume_from_checkpoint);
+  out->set_predict_with_generate(s.predict_with_generate);
+  out->set_generation_eval(s.generation_eval);
+  out->set_generation_max_new_tokens(s.generation_max_new_tokens);
+  out->set_generation_max_samples(s.generation_max_samples);
+  out->set_generation_batch_size(s.generation_batch_size);
 }
 
 double Metric(const std::map<std::string, double>& metrics, const std::string& name) {
@@ -314,6 +319,9 @@ void ToProto(const api::EvalSampleResult& in, v1::EvalSample* out) {
   out->set_edit_distance_char(in.edit_distance_char);
   out->set_edit_distance_token(in.edit_distance_token);
   out->set_bleu(in.bleu);
+  out->set_finish_reason(in.finish_reason);
+  out->set_completion_tokens(in.completion_tokens);
+  out->set_error(in.error);
 }
 
 void ToProto(const api::EvalSummary& in, v1::EvalSummary* out) {
@@ -327,6 +335,9 @@ void ToProto(const api::EvalSummary& in, v1::EvalSummary* out) {
   out->set_seconds(in.seconds);
   out->set_samples_per_second(in.samples_per_second);
   out->set_results_path(in.results_path);
+  out->set_failed(in.failed);
+  out->set_completion_tokens(in.completion_tokens);
+  out->set_tokens_per_second(in.tokens_per_second);
 }
 
 }  // namespace vlmd::server

@@ -30,13 +30,16 @@ class SftE2E : public ::testing::Test {
     server_ =
         ServerProcess::Start(JobServerYaml(dir_->path()), dir_->path(), {}, &error_).release();
     if (server_ == nullptr) return;
-    // The best checkpoint is the one with the *highest* eval loss (the first, as the loss
+    // The best checkpoint is the one with the *highest* eval loss (an early one, as the loss
     // falls), so rotation to save_total_limit 2 must keep it next to the last one.
+    // Generation metrics ride along with every evaluation (predict_with_generate).
     std::vector<std::string> args = {"sft",   "--name",
                                      "latex", "--save_total_limit",
                                      "2",     "--metric_for_best_model",
                                      "loss",  "--greater_is_better",
-                                     "true",  "--watch",
+                                     "true",  "--predict_with_generate",
+                                     "true",  "--generation_max_new_tokens",
+                                     "4",     "--watch",
                                      "--json"};
     std::vector<std::string> flags = QuickJobFlags(dir_->Join("train.jsonl"), kSteps, kEvery);
     args.insert(args.end(), flags.begin(), flags.end());
@@ -188,7 +191,8 @@ TEST_F(SftE2E, TensorBoardRecordsAndSwiftLoggingJsonl) {
     ASSERT_TRUE(scalars->count(tag)) << tag;
     EXPECT_EQ(scalars->at(tag).size(), static_cast<size_t>(kSteps)) << tag;
   }
-  for (const char* tag : {"eval/loss", "eval/acc"}) {
+  for (const char* tag :
+       {"eval/loss", "eval/acc", "eval/exact_match", "eval/edit_distance", "eval/bleu"}) {
     ASSERT_TRUE(scalars->count(tag)) << tag;
     EXPECT_EQ(scalars->at(tag).size(), static_cast<size_t>(kSteps / kEvery)) << tag;
   }
@@ -227,7 +231,14 @@ TEST_F(SftE2E, EvalMetricsAndDataCountsInTheStatus) {
   ASSERT_TRUE(job_.has_eval_metrics());
   EXPECT_GT(job_.eval_metrics().loss(), 0);
   EXPECT_GE(job_.eval_metrics().acc(), 0);
-  EXPECT_TRUE(job_.eval_metrics().all().count("eval_loss"));
+  for (const char* name : {"eval_loss", "eval_acc", "eval_exact_match", "eval_edit_distance",
+                           "eval_edit_distance_token", "eval_bleu"}) {
+    EXPECT_TRUE(job_.eval_metrics().all().count(name)) << name;
+  }
+  EXPECT_TRUE(job_.spec().predict_with_generate());
+  EXPECT_EQ(job_.spec().generation_eval(), "every_eval");
+  ProcessResult status = Vlmctl(*server_, {"status", job_id_});
+  EXPECT_NE(status.out.find(" eval_exact_match="), std::string::npos) << status.out;
   EXPECT_EQ(job_.train_samples(), 13);  // 16 rows, dataset_test_ratio 0.2 -> 3 held out
   EXPECT_EQ(job_.val_samples(), 3);
   EXPECT_EQ(job_.attempts(), 1);
