@@ -267,6 +267,48 @@ TEST(ServeConfig, SampleConfigParsesAndValidates) {
   EXPECT_EQ(c->adapters.size(), 1u);
   EXPECT_EQ(c->auth.tokens.size(), 1u);
   EXPECT_FALSE(c->tls.client_ca.empty());
+  EXPECT_EQ(c->training.gpus, (std::vector<int>{1, 2, 3}));
+  EXPECT_FALSE(c->training.data_root.empty());
+}
+
+TEST(ServeConfig, TrainingKeys) {
+  StatusOr<ServeConfig> c = ParseServeConfig(
+      "models: {m: /x}\nstate_dir: /s\nallowed_roots: [/data]\ntokenizer: /t.json\n"
+      "training:\n  gpus: [2, 3]\n  cpu_slots: 0\n  data_root: /data/sets\n"
+      "  max_attempts: 5\n",
+      "vlmd.yaml", {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(ValidateServeConfig(*c).ok());
+  api::JobServiceConfig j = ToJobServiceConfig(*c);
+  EXPECT_EQ(j.state_dir, "/s");
+  EXPECT_EQ(j.training_gpus, (std::vector<int>{2, 3}));
+  EXPECT_EQ(j.cpu_slots, 0);
+  EXPECT_EQ(j.data_root, "/data/sets");
+  EXPECT_EQ(j.max_attempts, 5);
+  EXPECT_EQ(j.allowed_roots, std::vector<std::string>{"/data"});
+  EXPECT_EQ(j.tokenizer_fallback, "/t.json");
+  ServeConfig defaults;
+  EXPECT_TRUE(defaults.training.gpus.empty());
+  EXPECT_EQ(defaults.training.cpu_slots, 1);
+  EXPECT_EQ(defaults.training.max_attempts, 3);
+  // --set works for the new keys like for the others.
+  c = ParseServeConfig("models: {m: /x}\n", "vlmd.yaml", {"training.gpus=[0]"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->training.gpus, std::vector<int>{0});
+}
+
+TEST(ServeConfig, TrainingKeysAreChecked) {
+  auto error = [](const std::string& yaml) {
+    StatusOr<ServeConfig> c = ParseServeConfig("models: {m: /x}\n" + yaml, "vlmd.yaml", {});
+    if (!c.ok()) return std::string(c.status().message());
+    return std::string(ValidateServeConfig(*c).message());
+  };
+  EXPECT_NE(error("training: {gpus: [1, 1]}").find("training.gpus"), std::string::npos);
+  EXPECT_NE(error("training: {gpus: [a]}").find("'training.gpus' must be a list of integers"),
+            std::string::npos);
+  EXPECT_NE(error("training: {cpu_slots: -1}").find("training.cpu_slots"), std::string::npos);
+  EXPECT_NE(error("training: {max_attempts: 0}").find("training.max_attempts"), std::string::npos);
+  EXPECT_NE(error("training: {gpu: [1]}").find("unknown key 'training.gpu'"), std::string::npos);
 }
 
 }  // namespace

@@ -126,5 +126,55 @@ TEST(Listeners, WithPort) {
   EXPECT_EQ(WithPort("localhost", 1), "localhost:1");
 }
 
+TEST(JobMetrics, JobsQueueRunningJobsAndGpus) {
+  ServerMetrics m("x");
+  MetricsSnapshot snapshot;
+  snapshot.models = {api::ModelInfo{"a", "/a", "cuda:1"}, api::ModelInfo{"b", "/b", "cuda:1"},
+                     api::ModelInfo{"c", "/c", "cpu"}};
+  api::JobStats jobs;
+  jobs.jobs_by_state = {{"RUNNING", 1}, {"QUEUED", 2}, {"SUCCEEDED", 0}};
+  jobs.queue_length = 2;
+  jobs.training_gpus_busy = 2;
+  api::JobStatus running;
+  running.name = "latex";
+  running.step = 7;
+  running.max_steps = 20;
+  running.train_metrics = {{"loss", 1.5}, {"learning_rate", 0.0001}};
+  running.eval_metrics = {{"eval_loss", 1.25}};
+  running.samples_per_second = 3.5;
+  jobs.running = {running};
+  snapshot.jobs = jobs;
+  m.SetSnapshotSource([&] { return std::optional<MetricsSnapshot>(snapshot); });
+  std::string text = m.RenderText();
+  EXPECT_TRUE(Has(text, "vlmd_jobs{state=\"running\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_jobs{state=\"queued\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_job_queue_length 2")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_job_step{job=\"latex\"} 7")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_job_max_steps{job=\"latex\"} 20")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_job_loss{job=\"latex\"} 1.5")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_job_eval_loss{job=\"latex\"} 1.25")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_job_learning_rate{job=\"latex\"} 0.0001")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_job_samples_per_second{job=\"latex\"} 3.5")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_gpus_in_use{role=\"training\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_gpus_in_use{role=\"inference\"} 1")) << text;
+  // A job that stops running leaves no series behind.
+  snapshot.jobs->running.clear();
+  text = m.RenderText();
+  EXPECT_FALSE(Has(text, "job=\"latex\"")) << text;
+}
+
+TEST(JobMetrics, MergesAndEvaluationsByCode) {
+  ServerMetrics m("x");
+  m.jobs().RecordMerge(absl::StatusCode::kOk);
+  m.jobs().RecordMerge(absl::StatusCode::kAlreadyExists);
+  m.jobs().RecordEvaluation(absl::StatusCode::kOk, 40);
+  m.jobs().RecordEvaluation(absl::StatusCode::kCancelled, 0);
+  std::string text = m.RenderText();
+  EXPECT_TRUE(Has(text, "vlmd_merges_total{code=\"OK\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_merges_total{code=\"ALREADY_EXISTS\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_evaluations_total{code=\"CANCELLED\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "vlmd_evaluation_samples_total 40")) << text;
+}
+
 }  // namespace
 }  // namespace vlmd::server
