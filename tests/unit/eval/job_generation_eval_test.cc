@@ -42,7 +42,8 @@ class OneJob : public api::JobService {
     return absl::UnimplementedError("");
   }
   StatusOr<std::unique_ptr<Watch>> WatchJob(const std::string&, int64_t,
-                                            std::function<bool(const api::JobEvent&)>) override {
+                                            std::function<bool(const api::JobEvent&)>,
+                                            std::function<void()>) override {
     return absl::UnimplementedError("");
   }
   StatusOr<api::MergeResult> MergeLora(const api::MergeRequest&) override {
