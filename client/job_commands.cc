@@ -12,14 +12,20 @@ namespace {
 
 namespace v1 = vlmd::v1;
 
-// Runs one unary Jobs call with the connection settings; prints its result or error.
+// Runs one unary Jobs call with the connection settings; prints its result or error. Calls
+// that may take minutes (a merge) go without the --timeout deadline.
 template <typename Request, typename Response, typename Call, typename Print>
-int Invoke(const ClientOptions& options, const Request& request, Call call, Print print) {
+int Invoke(const ClientOptions& options, const Request& request, Call call, Print print,
+           bool deadline = true) {
   std::shared_ptr<grpc::Channel> channel = Connect(options);
   if (channel == nullptr) return kExitUsage;
   auto stub = v1::Jobs::NewStub(channel);
   grpc::ClientContext context;
-  PrepareContext(options, &context);
+  if (deadline) {
+    PrepareContext(options, &context);
+  } else {
+    PrepareStreamContext(options, &context);
+  }
   Response response;
   grpc::Status status = ((*stub).*call)(&context, request, &response);
   if (!status.ok()) return ReportError(status);
@@ -140,7 +146,8 @@ void AddMerge(CLI::App& app, const ClientOptions& options, RunFn* run) {
       if (!f->job.empty()) f->request.set_job_id(f->job);
       if (!f->adapter.empty()) f->request.set_adapter_dir(f->adapter);
       return Invoke<v1::MergeLoraRequest, v1::MergeLoraResponse>(
-          options, f->request, &v1::Jobs::Stub::MergeLora, [f](const v1::MergeLoraResponse& m) {
+          options, f->request, &v1::Jobs::Stub::MergeLora,
+          [f](const v1::MergeLoraResponse& m) {
             if (f->json) {
               std::printf("%s\n", ToJson(m).c_str());
               return;
@@ -152,7 +159,8 @@ void AddMerge(CLI::App& app, const ClientOptions& options, RunFn* run) {
             if (!m.registered_as().empty()) {
               std::printf("served as model %s\n", m.registered_as().c_str());
             }
-          });
+          },
+          /*deadline=*/false);
     };
   });
 }

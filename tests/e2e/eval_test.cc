@@ -36,6 +36,22 @@ std::string GenerateText(const DataRow& row, const std::string& work, std::strin
   return j.value("text", "");
 }
 
+// Runs Evaluate to the end, collecting the samples of the progress messages and the summary.
+grpc::Status RunEvaluate(v1::Jobs::Stub& stub, const v1::EvaluateRequest& request,
+                         std::vector<v1::EvalSample>* samples, v1::EvalSummary* summary) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
+  auto reader = stub.Evaluate(&ctx, request);
+  v1::EvaluateResponse message;
+  while (reader->Read(&message)) {
+    if (message.has_progress() && message.progress().has_sample()) {
+      samples->push_back(message.progress().sample());
+    }
+    if (message.has_summary()) *summary = message.summary();
+  }
+  return reader->Finish();
+}
+
 TEST(EvaluateE2E, PredictionsEqualVlmdGenerateOneByOne) {
   TempDir dir;
   std::vector<DataRow> rows = WriteImageDataset(dir.path(), kRows, "eval.jsonl");
@@ -47,19 +63,9 @@ TEST(EvaluateE2E, PredictionsEqualVlmdGenerateOneByOne) {
   request.add_dataset(dir.Join("eval.jsonl"));
   request.mutable_params()->set_max_new_tokens(kTokens);
   request.set_output_dir(dir.Join("evals"));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
-  auto reader = JobsStub(*server)->Evaluate(&ctx, request);
-  v1::EvaluateResponse message;
   std::vector<v1::EvalSample> samples;
   v1::EvalSummary summary;
-  while (reader->Read(&message)) {
-    if (message.has_progress() && message.progress().has_sample()) {
-      samples.push_back(message.progress().sample());
-    }
-    if (message.has_summary()) summary = message.summary();
-  }
-  grpc::Status status = reader->Finish();
+  grpc::Status status = RunEvaluate(*JobsStub(*server), request, &samples, &summary);
   if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
     GTEST_SKIP() << "this vlmd has no evaluation (core/eval): " << status.error_message();
   }
