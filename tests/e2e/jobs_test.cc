@@ -309,6 +309,22 @@ TEST_F(SftE2E, MergeEqualsBasePlusAdapter) {
   EXPECT_NE(metrics.find("vlmd_gpus_in_use{role=\"training\"} 0"), std::string::npos);
 }
 
+TEST_F(SftE2E, AJobDirectorysJobJsonRunsAgainWithFlagsOnTop) {
+  ProcessResult r =
+      Vlmctl(*server_, {"sft", "--spec", job_.job_dir() + "/job.json", "--name", "again",
+                        "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2",
+                        "--predict_with_generate", "false", "--watch"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  std::string id = r.out.substr(0, r.out.find(' '));
+  v1::JobStatus again;
+  ASSERT_TRUE(GetJob(*JobsStub(*server_), id, &again).ok());
+  EXPECT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(again.spec().max_steps(), 2);          // the flag
+  EXPECT_EQ(again.spec().learning_rate(), 0.003);  // the file
+  EXPECT_EQ(again.spec().max_pixels(), 50176);     // the file
+  EXPECT_EQ(again.spec().dataset(0), job_.spec().dataset(0));
+}
+
 TEST_F(SftE2E, BadSpecsAreRefusedWithTheirCode) {
   ProcessResult bad =
       Vlmctl(*server_, {"sft", "--model", TinyModelDir(), "--dataset", dir_->Join("train.jsonl"),
