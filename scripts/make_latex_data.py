@@ -196,8 +196,9 @@ def join_compact(tokens):
     return "".join(out)
 
 
-def generate(count, seed, style, max_tokens, max_depth):
-    """`count` distinct formulas as (tokens, text) pairs. style: compact, tokens or mixed."""
+def generate(count, seed, style, max_tokens, max_depth, min_tokens=1):
+    """`count` distinct formulas (text) of min_tokens..max_tokens LaTeX tokens.
+    style: compact, tokens or mixed."""
     rng = random.Random(seed)
     grammar = Grammar(rng, max_depth)
     seen, out = set(), []
@@ -208,7 +209,7 @@ def generate(count, seed, style, max_tokens, max_depth):
             raise SystemExit(f"make_latex_data: could not find {count} distinct formulas of at "
                              f"most {max_tokens} tokens; raise --max-tokens")
         tokens = grammar.formula()
-        if max_tokens and len(tokens) > max_tokens:
+        if (max_tokens and len(tokens) > max_tokens) or len(tokens) < min_tokens:
             continue
         use_tokens = style == "tokens" or (style == "mixed" and rng.random() < 0.5)
         text = join_tokens(tokens) if use_tokens else join_compact(tokens)
@@ -331,6 +332,7 @@ def parse_args(argv):
                    help="compact (\\frac{a}{b}), tokens (\\frac { a } { b }) or mixed")
     p.add_argument("--max-tokens", type=int, default=60,
                    help="longest formula in LaTeX tokens (0 = no limit)")
+    p.add_argument("--min-tokens", type=int, default=1, help="shortest formula in LaTeX tokens")
     p.add_argument("--max-depth", type=int, default=3, help="nesting depth of the grammar")
     p.add_argument("--val-ratio", type=float, default=0.1,
                    help="share of formulas in validation.jsonl (default %(default)s)")
@@ -348,7 +350,8 @@ def parse_args(argv):
 def main(argv):
     args = parse_args(argv)
     if args.print_only is not None:
-        for f in generate(args.print_only, args.seed, args.style, args.max_tokens, args.max_depth):
+        for f in generate(args.print_only, args.seed, args.style, args.max_tokens, args.max_depth,
+                          args.min_tokens):
             print(f)
         return 0
     if not args.out:
@@ -362,7 +365,8 @@ def main(argv):
     if args.formulas:
         formulas = read_formulas(args.formulas, args.count)
     else:
-        formulas = generate(args.count, args.seed, args.style, args.max_tokens, args.max_depth)
+        formulas = generate(args.count, args.seed, args.style, args.max_tokens, args.max_depth,
+                            args.min_tokens)
     out_dir = os.path.join(args.out, args.name)
     image_dir = os.path.join(out_dir, "images")
     if os.path.isdir(image_dir):

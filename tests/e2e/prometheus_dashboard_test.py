@@ -284,7 +284,7 @@ def drive_training(addr, model_dir, data_root):
     r = vlmctl(["sft", "--model", model_dir, "--dataset", "latex-ocr-print",
                 "--max_steps", "6", "--eval_steps", "3", "--save_steps", "3",
                 "--logging_steps", "1", "--gradient_accumulation_steps", "1",
-                "--learning_rate", "1e-3", "--max_pixels", "12544", "--split_dataset_ratio",
+                "--learning_rate", "1e-3", "--max_pixels", "12544", "--dataset_test_ratio",
                 "0.34", "--gpus", "0", "--json"], addr)
     job = json.loads(r.stdout)
     job_id = job.get("id") or job.get("job", {}).get("id")

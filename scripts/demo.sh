@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The vlmd demo, from a fresh clone on a CPU machine: set up and build, render a small LaTeX-OCR
+# data set, create the embedded tiny model (random weights), serve it, ask it to read a formula
+# (nonsense: it has never been trained), fine-tune a LoRA adapter on the formulas with a job,
+# merge it, serve the merged model and the adapter, ask again (now it answers the formula it
+# memorised), evaluate, and stop the server. Every step is printed with the command it runs.
+#
+#   ./scripts/demo.sh                    everything (setup + build first; minutes on 2 cores)
+#   SKIP_BUILD=1 ./scripts/demo.sh       reuse ./build
+#
+# Knobs (environment): DEMO_DIR (default out/demo; wiped first), DEMO_FORMULAS (10),
+# DEMO_EPOCHS (40), DEMO_LR (0.01), DEMO_SEED (0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEMO_DIR=${DEMO_DIR:-$ROOT/out/demo}
+FORMULAS=${DEMO_FORMULAS:-10}
+EPOCHS=${DEMO_EPOCHS:-40}
+LR=${DEMO_LR:-0.01}
+SEED=${DEMO_SEED:-0}
+VLMD=$ROOT/build/server/vlmd
+VLMCTL=$ROOT/build/client/vlmctl
+QUERY="Using LaTeX to perform OCR on the image."
+STEPS=11
+STEP=0
+T_START=$(date +%s)
+
+bold() { if [ -t 1 ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
+step() {
+  STEP=$((STEP + 1))
+  echo
+  bold "== [$STEP/$STEPS] $* ($(( $(date +%s) - T_START ))s)"
+}
+run() { # prints the command (paths shortened), then runs it
+  local shown="$*"
+  shown=${shown//$DEMO_DIR/\$DEMO}
+  shown=${shown//$ROOT\//}
+  printf '$ %s\n' "$shown"
+  "$@"
+}
+json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+row() { # row N FIELD of train.jsonl
+  python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2])]; v=r[sys.argv[3]]; print(v[0] if isinstance(v, list) else v)' \
+    "$DATA/train.jsonl" "$1" "$2"
+}
+ask() { # ask LABEL [vlmctl infer flags...]: greedy answer to the OCR query on $IMAGE
+  local label=$1; shift
+  local answer
+  answer=$("$VLMCTL" --addr "$ADDR" infer "$@" --image "$IMAGE" --max-new-tokens 24 \
+    --temperature 0 "$QUERY")
+  printf '  %-22s %s\n' "$label" "$answer"
+  if [ "$answer" = "$EXPECTED" ]; then echo "  -> the formula, exactly"; else echo "  -> not the formula"; fi
+}
+
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID"
+    local code=0
+    wait "$SERVER_PID" || code=$?
+    SERVER_PID=""
+    return $code
+  fi
+}
+trap 'stop_server || true' EXIT
+
+start_server() { # start_server [extra vlmd serve flags]: loopback, port 0, metrics on
+  rm -f "$DEMO_DIR/ready.json"
+  printf '$ VLMD_DATA_ROOT=$DEMO/data build/server/vlmd serve --model tiny=$DEMO/model %s\n' \
+    "$(echo "$*" | sed "s#$DEMO_DIR#\$DEMO#g")"
+  printf '      --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --allowed-root $DEMO --state-dir $DEMO/state --ready-file $DEMO/ready.json\n'
+  VLMD_DATA_ROOT=$DEMO_DIR/data "$VLMD" serve --model "tiny=$DEMO_DIR/model" "$@" \
+    --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --allowed-root "$DEMO_DIR" \
+    --state-dir "$DEMO_DIR/state" --ready-file "$DEMO_DIR/ready.json" \
+    2>>"$DEMO_DIR/vlmd.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 600); do
+    [ -s "$DEMO_DIR/ready.json" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$DEMO_DIR/vlmd.log"; exit 1; }
+    sleep 0.2
+  done
+  ADDR=$(json "$DEMO_DIR/ready.json" 'd["grpc_address"]')
+  METRICS=$(json "$DEMO_DIR/ready.json" 'd["metrics_address"]')
+  echo "  vlmd (pid $SERVER_PID) serves gRPC on $ADDR, metrics on http://$METRICS/metrics"
+  "$VLMCTL" --addr "$ADDR" health --wait 120 | sed 's/^/  health: /'
+}
+
+has_jobs_rpc() { "$VLMCTL" --help 2>&1 | grep -qE '^\s+sft\b'; }
+has_eval_rpc() { "$VLMCTL" --help 2>&1 | grep -qE '^\s+eval\b'; }
+
+# ---------------------------------------------------------------------------------------------
+step "Set up and build (scripts/setup.sh, scripts/build.sh: vlmd and vlmctl)"
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+  echo "  SKIP_BUILD=1: using $VLMD"
+else
+  run ./scripts/setup.sh
+  TARGETS="vlmd vlmctl" run ./scripts/build.sh
+fi
+T_BUILT=$(date +%s)
+rm -rf "$DEMO_DIR"
+mkdir -p "$DEMO_DIR"
+DATA=$DEMO_DIR/data/latex-ocr-print
+
+step "Render $FORMULAS formulas with LaTeX (train.jsonl / validation.jsonl + PNG images)"
+run python3 scripts/make_latex_data.py --out "$DEMO_DIR/data" --count "$FORMULAS" \
+  --style compact --min-tokens 4 --max-tokens 8 --dpi 100 --val-ratio 0.2 --seed "$SEED"
+sed 's/^/  /' "$DATA/formulas.txt"
+echo "  a row of train.jsonl: $(head -1 "$DATA/train.jsonl")"
+
+step "Create the embedded tiny model (random weights, the full Qwen2 vocabulary)"
+run "$VLMD" init-model --preset tiny --seed "$SEED" --out "$DEMO_DIR/model"
+
+step "Serve it on loopback with metrics"
+start_server
+IMAGE=$DEMO_DIR/data/latex-ocr-print/$(row 0 images)
+EXPECTED=$(row 0 response)
+
+step "Ask the untrained model to read a training image"
+echo "  image: ${IMAGE#$DEMO_DIR/}   formula: $EXPECTED"
+printf '$ vlmctl infer --image %s --max-new-tokens 24 --temperature 0 "%s"\n' \
+  "\$DEMO/${IMAGE#$DEMO_DIR/}" "$QUERY"
+ask "untrained model:"
+
+step "Fine-tune a LoRA adapter on the training formulas"
+TRAIN_ARGS=(--dataset "$DATA/train.jsonl" --val_dataset "$DATA/validation.jsonl"
+  --num_train_epochs "$EPOCHS" --learning_rate "$LR" --lora_rank 16 --lora_alpha 32
+  --lora_dropout 0 --target_modules ALL --weight_decay 0 --batch_size 1
+  --gradient_accumulation_steps 1 --max_pixels 12544 --eval_steps 80 --save_steps 80
+  --logging_steps 8 --gradient_checkpointing false --gpus 0)
+if has_jobs_rpc; then
+  JOB_JSON=$(run "$VLMCTL" --addr "$ADDR" sft --name latex-ocr --model "$DEMO_DIR/model" \
+    "${TRAIN_ARGS[@]}" --json)
+  JOB_ID=$(echo "$JOB_JSON" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("id") or d["job"]["id"])')
+  echo "  job $JOB_ID submitted; following it:"
+  run "$VLMCTL" --addr "$ADDR" --timeout 0 status "$JOB_ID" --watch
+  STATUS_JSON=$("$VLMCTL" --addr "$ADDR" status "$JOB_ID" --json)
+  JOB_DIR=$(echo "$STATUS_JSON" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("job_dir") or d["job"]["job_dir"])')
+else
+  # This build has no jobs RPCs yet: run the job's worker directly, as the server would.
+  JOB_ID=latex-ocr
+  JOB_DIR=$DEMO_DIR/jobs/latex-ocr
+  mkdir -p "$JOB_DIR"
+  python3 scripts/demo_progress.py job-json "$JOB_DIR" "$DEMO_DIR/model" "${TRAIN_ARGS[@]}" \
+    > "$JOB_DIR/job.json"
+  echo "  (this vlmctl has no 'sft' yet: running the job's worker directly, as vlmd serve does)"
+  printf '$ vlmd train --job %s\n' "\$DEMO/${JOB_DIR#$DEMO_DIR/}"
+  "$VLMD" train --job "$JOB_DIR" 2>"$JOB_DIR/worker.log" | python3 scripts/demo_progress.py bar
+fi
+
+step "Evaluation during training (teacher-forced eval_loss / eval_acc on validation.jsonl)"
+python3 scripts/demo_progress.py summary "$JOB_DIR"
+BEST=$(python3 scripts/demo_progress.py best "$JOB_DIR")
+
+step "Merge the adapter into the base model"
+if has_jobs_rpc; then
+  run "$VLMCTL" --addr "$ADDR" merge --job "$JOB_ID" --checkpoint best \
+    --out "$DEMO_DIR/merged"
+else
+  run "$VLMD" merge --model "$DEMO_DIR/model" --adapter "$BEST" --out "$DEMO_DIR/merged"
+fi
+
+step "Serve the merged model and the job's adapter"
+stop_server
+start_server --model "tiny-latex=$DEMO_DIR/merged"
+if ! "$VLMCTL" --addr "$ADDR" adapters list 2>/dev/null | grep -q "latex-ocr"; then
+  run "$VLMCTL" --addr "$ADDR" adapters load latex-ocr "$BEST" --model tiny
+fi
+run "$VLMCTL" --addr "$ADDR" models
+run "$VLMCTL" --addr "$ADDR" adapters list
+
+step "Ask again on the same training image"
+echo "  image: ${IMAGE#$DEMO_DIR/}   formula: $EXPECTED"
+ask "base model:"
+ask "base + adapter:" --adapter latex-ocr
+ask "merged model:" --model tiny-latex
+
+step "Evaluate the fine-tuned adapter (training formulas, then the held-out validation split)"
+if has_eval_rpc; then
+  run "$VLMCTL" --addr "$ADDR" eval --adapter latex-ocr --dataset "$DATA/train.jsonl"
+  run "$VLMCTL" --addr "$ADDR" eval --job "$JOB_ID" --checkpoint best
+else
+  echo "  (this vlmctl has no 'eval' yet: exact match over vlmctl infer instead)"
+  python3 scripts/demo_progress.py exact-match "$VLMCTL" "$ADDR" latex-ocr "$DATA/train.jsonl"
+  python3 scripts/demo_progress.py exact-match "$VLMCTL" "$ADDR" latex-ocr "$DATA/validation.jsonl"
+fi
+echo "  The tiny model starts from random weights: it memorises the training formulas; the"
+echo "  validation formulas were never shown to it, so expect little there."
+
+step "Where the results are; stop the server"
+echo "  job directory:     $JOB_DIR"
+echo "  TensorBoard logs:  $JOB_DIR/runs        (tensorboard --logdir $JOB_DIR/runs)"
+echo "  plots:             $(ls "$JOB_DIR"/images/*.png 2>/dev/null | tr '\n' ' ')"
+echo "  training log:      $JOB_DIR/logging.jsonl"
+echo "  best checkpoint:   $BEST"
+echo "  merged model:      $DEMO_DIR/merged"
+echo "  server log:        $DEMO_DIR/vlmd.log"
+echo "  metrics:           http://$METRICS/metrics, e.g.:"
+curl -s "http://$METRICS/metrics" | grep -E '^vlmd_(requests_total|generation_tokens_total|adapters_loaded)' \
+  | sed 's/^/    /' || true
+printf '$ kill -TERM %s\n' "$SERVER_PID"
+code=0
+stop_server || code=$?
+echo "  vlmd exited with code $code"
+T_END=$(date +%s)
+echo
+bold "Demo done in $((T_END - T_START))s ($((T_END - T_BUILT))s after the build)."
+exit $code
