@@ -15,7 +15,8 @@
   Service selects the pod labels and targets named container ports; the ServiceMonitor
   selects the Service and scrapes a port it has;
 - deploy/grafana/vlmd.json: valid JSON, unique panel ids, a datasource on every target, every
-  vlmd_ metric it queries documented in docs/serving.md or exported by the jobs service.
+  inference metric it queries documented in docs/serving.md, every job metric registered in
+  server/job_metrics.cc (once the jobs service is there).
 
 (vlmd itself parses the vlmd.yaml files of compose and the ConfigMap: unit test
 deploy_config_test.) Needs python3-yaml (scripts/setup.sh installs it).
@@ -38,6 +39,8 @@ except ImportError:
 SRC = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                       os.path.join(os.path.dirname(__file__), "..", ".."))
 RESULTS = {"passed": 0, "failed": 0}
+# Metrics of the jobs service (server/job_metrics.cc), documented with the jobs API.
+JOB_METRICS = ("vlmd_job", "vlmd_gpus", "vlmd_merges", "vlmd_evaluation")
 
 
 def check(ok, what):
@@ -269,10 +272,17 @@ def check_dashboard():
     used = set()
     for t in targets:
         used |= set(re.findall(r"\b(vlmd_\w+?)(?:_bucket|_count|_sum)?\b", t["expr"]))
-    inference = {m for m in used if not m.startswith(("vlmd_job", "vlmd_gpus"))}
+    inference = {m for m in used if not m.startswith(JOB_METRICS)}
     missing = sorted(inference - documented)
     check(not missing, "dashboard: inference metrics are documented in docs/serving.md "
           "(missing: %s)" % missing)
+    job_metrics = sorted(used - inference)
+    exported = ""
+    if os.path.exists(os.path.join(SRC, "server", "job_metrics.cc")):
+        exported = read("server/job_metrics.cc")
+        gone = [m for m in job_metrics if '"%s"' % m not in exported]
+        check(not gone, "dashboard: job metrics are exported by server/job_metrics.cc "
+              "(missing: %s)" % gone)
 
 
 def main():

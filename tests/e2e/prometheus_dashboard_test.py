@@ -377,11 +377,17 @@ def scenario(src, tmp, procs, dashboard):
         drive_training(addr, model, data_root)
         log("training job done")
     else:
-        skip = ["vlmd_job", "vlmd_gpus"]
+        skip = ["vlmd_job", "vlmd_gpus", "vlmd_merges", "vlmd_evaluation"]
         log("SKIP training panels: this vlmctl has no `sft` (the jobs RPCs are not built in)")
     time.sleep(4 * SCRAPE_S + 1)  # the last samples scraped and a full rate window after them
     end = time.time()
     passed, failed, skipped = check_dashboard(prom, dashboard, start - 2, end, skip)
+    # The errors the test caused are there, by code, as the errors panel groups them.
+    codes = {s["metric"].get("code") for s in prom.query_range(
+        'sum by (code) (vlmd_requests_total{code!="OK"})', start - 2, end)["result"]}
+    for code in ("NOT_FOUND", "INVALID_ARGUMENT"):
+        (passed if code in codes else failed).append("errors by code include %s (%s)" % (
+            code, sorted(codes)))
     for m in passed:
         print("PASS " + m)
     for m in skipped:
