@@ -21,7 +21,7 @@ SEED=${DEMO_SEED:-0}
 VLMD=$ROOT/build/server/vlmd
 VLMCTL=$ROOT/build/client/vlmctl
 QUERY="Using LaTeX to perform OCR on the image."
-STEPS=11
+STEPS=12
 STEP=0
 T_START=$(date +%s)
 
@@ -69,7 +69,10 @@ start_server() { # start_server [extra vlmd serve flags]: loopback, port 0, metr
   printf '$ VLMD_DATA_ROOT=$DEMO/data build/server/vlmd serve --model tiny=$DEMO/model %s\n' \
     "$(echo "$*" | sed "s#$DEMO_DIR#\$DEMO#g")"
   printf '      --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --allowed-root $DEMO --state-dir $DEMO/state --ready-file $DEMO/ready.json\n'
-  VLMD_DATA_ROOT=$DEMO_DIR/data "$VLMD" serve --model "tiny=$DEMO_DIR/model" "$@" \
+  if has_jobs_rpc; then printf '      --set training.data_root=$DEMO/data\n'; fi
+  local jobs=()
+  if has_jobs_rpc; then jobs=(--set "training.data_root=$DEMO_DIR/data"); fi
+  VLMD_DATA_ROOT=$DEMO_DIR/data "$VLMD" serve --model "tiny=$DEMO_DIR/model" "$@" "${jobs[@]}" \
     --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --allowed-root "$DEMO_DIR" \
     --state-dir "$DEMO_DIR/state" --ready-file "$DEMO_DIR/ready.json" \
     2>>"$DEMO_DIR/vlmd.log" &
@@ -128,11 +131,14 @@ TRAIN_ARGS=(--dataset "$DATA/train.jsonl" --val_dataset "$DATA/validation.jsonl"
   --gradient_accumulation_steps 1 --max_pixels 12544 --eval_steps 80 --save_steps 80
   --logging_steps 8 --gradient_checkpointing false --gpus 0)
 if has_jobs_rpc; then
-  JOB_JSON=$(run "$VLMCTL" --addr "$ADDR" sft --name latex-ocr --model "$DEMO_DIR/model" \
+  printf '$ vlmctl sft --name latex-ocr --model $DEMO/model %s --json\n' \
+    "$(echo "${TRAIN_ARGS[*]}" | sed "s#$DEMO_DIR#\$DEMO#g")"
+  JOB_JSON=$("$VLMCTL" --addr "$ADDR" sft --name latex-ocr --model "$DEMO_DIR/model" \
     "${TRAIN_ARGS[@]}" --json)
   JOB_ID=$(echo "$JOB_JSON" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("id") or d["job"]["id"])')
-  echo "  job $JOB_ID submitted; following it:"
-  run "$VLMCTL" --addr "$ADDR" --timeout 0 status "$JOB_ID" --watch
+  echo "  job $JOB_ID submitted (VALIDATING checks every line and image, then QUEUED, RUNNING)"
+  printf '$ vlmctl status %s --watch\n' "$JOB_ID"
+  "$VLMCTL" --addr "$ADDR" --timeout 0 status "$JOB_ID" --watch
   STATUS_JSON=$("$VLMCTL" --addr "$ADDR" status "$JOB_ID" --json)
   JOB_DIR=$(echo "$STATUS_JSON" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("job_dir") or d["job"]["job_dir"])')
 else
@@ -154,15 +160,18 @@ BEST=$(python3 scripts/demo_progress.py best "$JOB_DIR")
 step "Merge the adapter into the base model"
 if has_jobs_rpc; then
   run "$VLMCTL" --addr "$ADDR" merge --job "$JOB_ID" --checkpoint best \
-    --out "$DEMO_DIR/merged"
+    --out "$DEMO_DIR/merged" --register tiny-latex
 else
   run "$VLMD" merge --model "$DEMO_DIR/model" --adapter "$BEST" --out "$DEMO_DIR/merged"
 fi
 
 step "Serve the merged model and the job's adapter"
-stop_server
-start_server --model "tiny-latex=$DEMO_DIR/merged"
-if ! "$VLMCTL" --addr "$ADDR" adapters list 2>/dev/null | grep -q "latex-ocr"; then
+if has_jobs_rpc; then
+  echo "  the succeeded job's best adapter is served under the job's name; the merge registered"
+  echo "  the merged model as tiny-latex: no restart"
+else
+  stop_server
+  start_server --model "tiny-latex=$DEMO_DIR/merged"
   run "$VLMCTL" --addr "$ADDR" adapters load latex-ocr "$BEST" --model tiny
 fi
 run "$VLMCTL" --addr "$ADDR" models
@@ -176,8 +185,8 @@ ask "merged model:" --model tiny-latex
 
 step "Evaluate the fine-tuned adapter (training formulas, then the held-out validation split)"
 if has_eval_rpc; then
-  run "$VLMCTL" --addr "$ADDR" eval --adapter latex-ocr --dataset "$DATA/train.jsonl"
-  run "$VLMCTL" --addr "$ADDR" eval --job "$JOB_ID" --checkpoint best
+  run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --adapter latex-ocr --dataset "$DATA/train.jsonl"
+  run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --job "$JOB_ID" --checkpoint best
 else
   echo "  (this vlmctl has no 'eval' yet: exact match over vlmctl infer instead)"
   python3 scripts/demo_progress.py exact-match "$VLMCTL" "$ADDR" latex-ocr "$DATA/train.jsonl"

@@ -274,15 +274,17 @@ def drive_inference(addr, image):
     vlmctl(["models"], addr)
 
 
-def has_jobs_service(addr):
+def has_jobs_service():
+    """Whether this vlmctl (built from the same tree as vlmd) has the jobs commands."""
     r = run([ARGS.vlmctl, "--help"], 30, check=False)
     return re.search(r"^\s+sft\b", r.stdout + r.stderr, re.M) is not None
 
 
-def drive_training(addr, model_dir, data_root):
-    """A short LoRA job through vlmctl sft, followed until it ends."""
-    r = vlmctl(["sft", "--model", model_dir, "--dataset", "latex-ocr-print",
-                "--max_steps", "6", "--eval_steps", "3", "--save_steps", "3",
+def drive_training(addr, model_dir, tmp):
+    """A short LoRA job on the named data set (latex-ocr-print under training.data_root)
+    through vlmctl sft, followed until it ends; then a merge and an evaluation of it."""
+    r = vlmctl(["sft", "--name", "prom-e2e", "--model", model_dir, "--dataset", "latex-ocr-print",
+                "--max_steps", "8", "--eval_steps", "4", "--save_steps", "4",
                 "--logging_steps", "1", "--gradient_accumulation_steps", "1",
                 "--learning_rate", "1e-3", "--max_pixels", "12544", "--dataset_test_ratio",
                 "0.34", "--gpus", "0", "--json"], addr)
@@ -292,8 +294,10 @@ def drive_training(addr, model_dir, data_root):
     vlmctl(["status", job_id, "--watch"], addr, timeout=600)
     final = json.loads(vlmctl(["status", job_id, "--json"], addr).stdout)
     state = final.get("state") or final.get("job", {}).get("state")
-    if state != "SUCCEEDED":
+    if not str(state).endswith("SUCCEEDED"):
         raise Failure("job %s ended %s: %s" % (job_id, state, final))
+    vlmctl(["merge", "--job", job_id, "--out", os.path.join(tmp, "merged")], addr, timeout=300)
+    vlmctl(["eval", "--job", job_id, "--max-new-tokens", "8"], addr, timeout=300)
     return job_id
 
 
@@ -339,11 +343,13 @@ def scenario(src, tmp, procs, dashboard):
     log("tiny model written")
     ready = os.path.join(tmp, "ready.json")
     data_root = os.path.join(tmp, "data")
+    jobs = has_jobs_service()
+    extra = ["--set", "training.data_root=" + data_root] if jobs else []
     procs.start("vlmd", [ARGS.vlmd, "serve", "--model", "tiny=" + model,
                          "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
                          "--ready-file", ready, "--allowed-root", tmp,
-                         "--state-dir", os.path.join(tmp, "state")],
-                os.path.join(tmp, "vlmd.log"), env={"VLMD_DATA_ROOT": data_root})
+                         "--state-dir", os.path.join(tmp, "state")] + extra,
+                os.path.join(tmp, "vlmd.log"))
     info = wait_for("vlmd's ready file", lambda: procs.check_alive() or (
         os.path.exists(ready) and json.load(open(ready))), 180)
     addr, metrics = info["grpc_address"], info["metrics_address"]
@@ -371,10 +377,10 @@ def scenario(src, tmp, procs, dashboard):
     drive_inference(addr, image)
     log("inference driven")
     skip = []
-    if has_jobs_service(addr):
+    if jobs:
         run([sys.executable, os.path.join(src, "scripts", "make_latex_data.py"), "--out",
              data_root, "--count", "6", "--max-tokens", "8", "--dpi", "100", "--seed", "1"])
-        drive_training(addr, model, data_root)
+        drive_training(addr, model, tmp)
         log("training job done")
     else:
         skip = ["vlmd_job", "vlmd_gpus", "vlmd_merges", "vlmd_evaluation"]
