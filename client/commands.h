@@ -1,7 +1,6 @@
 // vlmctl's command groups, one file each. Every Add* registers its subcommand(s) on `app`;
 // when one is chosen on the command line it sets `*run` to its action, which returns the
 // process exit code. `options` is filled by the global flags before the action runs.
-// Later groups (sft, status, jobs, cancel, merge, eval, chat) slot in the same way.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -21,5 +20,13 @@ void AddModelsCommand(CLI::App& app, const ClientOptions& options, RunFn* run);
 void AddAdaptersCommand(CLI::App& app, const ClientOptions& options, RunFn* run);
 // vlmctl health  (health_command.cc)
 void AddHealthCommand(CLI::App& app, const ClientOptions& options, RunFn* run);
+// vlmctl sft [SWIFT flags] [--spec job.json] [--watch]  (sft_command.cc)
+void AddSftCommand(CLI::App& app, const ClientOptions& options, RunFn* run);
+// vlmctl status JOB [--watch] | jobs [--state S] | cancel JOB | merge ...  (job_commands.cc)
+void AddJobCommands(CLI::App& app, const ClientOptions& options, RunFn* run);
+// vlmctl eval --model M [--adapter A | --job J] [--dataset F]...  (eval_command.cc)
+void AddEvalCommand(CLI::App& app, const ClientOptions& options, RunFn* run);
+// vlmctl chat [--model M] [--adapter A]  (chat_command.cc)
+void AddChatCommand(CLI::App& app, const ClientOptions& options, RunFn* run);
 
 }  // namespace vlmctl

@@ -73,4 +73,8 @@ void PrepareContext(const ClientOptions& o, grpc::ClientContext* context) {
   }
 }
 
+void PrepareStreamContext(const ClientOptions& o, grpc::ClientContext* context) {
+  if (!o.token.empty()) context->AddMetadata("authorization", "Bearer " + o.token);
+}
+
 }  // namespace vlmctl

@@ -31,5 +31,8 @@ std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options);
 
 // Puts the token and the deadline on a call.
 void PrepareContext(const ClientOptions& options, grpc::ClientContext* context);
+// Puts only the token on a call: streams that follow a job or an evaluation run as long as
+// it does (the client stops them with Ctrl-C).
+void PrepareStreamContext(const ClientOptions& options, grpc::ClientContext* context);
 
 }  // namespace vlmctl

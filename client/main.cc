@@ -17,6 +17,10 @@ int main(int argc, char** argv) {
   vlmctl::AddModelsCommand(app, options, &run);
   vlmctl::AddAdaptersCommand(app, options, &run);
   vlmctl::AddHealthCommand(app, options, &run);
+  vlmctl::AddSftCommand(app, options, &run);
+  vlmctl::AddJobCommands(app, options, &run);
+  vlmctl::AddEvalCommand(app, options, &run);
+  vlmctl::AddChatCommand(app, options, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -123,6 +123,15 @@ Status ReadMetrics(YamlMap& top, const std::string& source, ServeConfig* c) {
   return m.CheckUnknownKeys();
 }
 
+Status ReadTraining(YamlMap& top, const std::string& source, TrainingConfig* t) {
+  ASSIGN_OR_RETURN(YamlMap m, YamlMap::Open(top.Child("training"), "training", source));
+  RETURN_IF_ERROR(m.Read("gpus", &t->gpus));
+  RETURN_IF_ERROR(m.Read("cpu_slots", &t->cpu_slots));
+  RETURN_IF_ERROR(m.Read("data_root", &t->data_root));
+  RETURN_IF_ERROR(m.Read("max_attempts", &t->max_attempts));
+  return m.CheckUnknownKeys();
+}
+
 Status ReadTop(const YAML::Node& root, const std::string& source, ServeConfig* c) {
   ASSIGN_OR_RETURN(YamlMap top, YamlMap::Open(root, "", source));
   RETURN_IF_ERROR(top.Read("listen", &c->listen));
@@ -134,6 +143,7 @@ Status ReadTop(const YAML::Node& root, const std::string& source, ServeConfig* c
   RETURN_IF_ERROR(ReadMetrics(top, source, c));
   RETURN_IF_ERROR(top.Read("allowed_roots", &c->allowed_roots));
   RETURN_IF_ERROR(top.Read("state_dir", &c->state_dir));
+  RETURN_IF_ERROR(ReadTraining(top, source, &c->training));
   RETURN_IF_ERROR(top.Read("log_level", &c->log_level));
   RETURN_IF_ERROR(top.Read("shutdown_grace_seconds", &c->shutdown_grace_seconds));
   RETURN_IF_ERROR(top.Read("tokenizer", &c->tokenizer));
@@ -221,6 +231,19 @@ Status CheckModelsAndAdapters(const ServeConfig& c) {
   return absl::OkStatus();
 }
 
+Status CheckTraining(const TrainingConfig& t) {
+  std::set<int> seen;
+  for (int gpu : t.gpus) {
+    if (gpu < 0 || !seen.insert(gpu).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("training.gpus must list distinct device ids >= 0 (got ", gpu, ")"));
+    }
+  }
+  if (t.cpu_slots < 0) return absl::InvalidArgumentError("training.cpu_slots must be >= 0");
+  if (t.max_attempts < 1) return absl::InvalidArgumentError("training.max_attempts must be >= 1");
+  return absl::OkStatus();
+}
+
 Status CheckTls(const TlsConfig& t) {
   if (t.cert.empty() != t.key.empty()) {
     return absl::InvalidArgumentError("tls.cert and tls.key must be set together");
@@ -268,6 +291,7 @@ Status ValidateServeConfig(const ServeConfig& c) {
   RETURN_IF_ERROR(CheckLimits(c.limits));
   RETURN_IF_ERROR(CheckTls(c.tls));
   RETURN_IF_ERROR(CheckTokens(c.auth.tokens));
+  RETURN_IF_ERROR(CheckTraining(c.training));
   static const std::set<std::string> kLevels = {"debug", "info", "warning", "error"};
   if (kLevels.count(c.log_level) == 0) {
     return absl::InvalidArgumentError(
@@ -311,6 +335,18 @@ api::InferenceConfig ToInferenceConfig(const ServeConfig& c) {
   out.images.decode.max_pixels = l.max_image_pixels;
   out.images.max_images = l.max_images;
   out.images.max_pixels_limit = l.max_pixels;
+  out.tokenizer_fallback = c.tokenizer;
+  return out;
+}
+
+api::JobServiceConfig ToJobServiceConfig(const ServeConfig& c) {
+  api::JobServiceConfig out;
+  out.state_dir = c.state_dir;
+  out.training_gpus = c.training.gpus;
+  out.cpu_slots = c.training.cpu_slots;
+  out.data_root = c.training.data_root;
+  out.allowed_roots = c.allowed_roots;
+  out.max_attempts = c.training.max_attempts;
   out.tokenizer_fallback = c.tokenizer;
   return out;
 }

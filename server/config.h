@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/api/inference.h"
+#include "core/api/jobs.h"
 #include "core/base/status.h"
 
 namespace vlmd::server {
@@ -68,6 +69,14 @@ struct AuthConfig {
   std::string tokens_file;  // YAML file with a `tokens:` list of the same form
 };
 
+// `training`: the fine-tuning job service (runs when state_dir is set).
+struct TrainingConfig {
+  std::vector<int> gpus;  // device ids lent to training jobs; the rest serve inference
+  int cpu_slots = 1;      // CPU jobs (gpus 0) running at once; 0 = no CPU jobs
+  std::string data_root;  // folder of the named data sets (latex-ocr-print/, ...); "" = none
+  int max_attempts = 3;   // worker starts per job (resumes after a crash count) before FAILED
+};
+
 // Everything `vlmd serve` reads.
 struct ServeConfig {
   std::string listen = "127.0.0.1:50051";  // gRPC address; port 0 picks a free port
@@ -78,10 +87,11 @@ struct ServeConfig {
   AuthConfig auth;
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; empty = off
   std::vector<std::string> allowed_roots;  // image paths and adapter dirs must lie under these
-  std::string state_dir;                   // jobs database and job directories (created)
-  std::string log_level = "info";          // debug, info, warning, error
-  double shutdown_grace_seconds = 30;      // running requests may finish for this long
-  std::string tokenizer;                   // tokenizer.json for models without one
+  std::string state_dir;  // jobs database and job directories (created); "" = no jobs
+  TrainingConfig training;
+  std::string log_level = "info";      // debug, info, warning, error
+  double shutdown_grace_seconds = 30;  // running requests may finish for this long
+  std::string tokenizer;               // tokenizer.json for models without one
 };
 
 // Parses YAML text. `overrides` are "dotted.key=value" strings applied to the document
@@ -106,5 +116,8 @@ Status ValidateServeConfig(const ServeConfig& config);
 
 // The engine's view of the configuration.
 api::InferenceConfig ToInferenceConfig(const ServeConfig& config);
+
+// The job service's view of the configuration (state_dir must be set).
+api::JobServiceConfig ToJobServiceConfig(const ServeConfig& config);
 
 }  // namespace vlmd::server

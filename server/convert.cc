@@ -41,21 +41,6 @@ Status AddPart(const v1::ContentPart& part, const std::string& where, PromptInpu
   return absl::OkStatus();
 }
 
-SamplingRequest FromProto(const v1::GenerationParams& p) {
-  SamplingRequest s;
-  if (p.has_max_new_tokens()) s.max_new_tokens = p.max_new_tokens();
-  if (p.has_temperature()) s.temperature = p.temperature();
-  if (p.has_top_p()) s.top_p = p.top_p();
-  if (p.has_top_k()) s.top_k = p.top_k();
-  if (p.has_repetition_penalty()) s.repetition_penalty = p.repetition_penalty();
-  if (p.has_seed()) s.seed = p.seed();
-  s.stop.assign(p.stop().begin(), p.stop().end());
-  s.top_logprobs = p.top_logprobs();
-  s.logprobs = p.logprobs() || p.top_logprobs() > 0;
-  s.ignore_eos = p.ignore_eos();
-  return s;
-}
-
 // "3136..1003520" -> (3136, 1003520); zeros when the text has another form.
 std::pair<int64_t, int64_t> ParsePixelRange(const std::string& text) {
   std::vector<std::string> parts = absl::StrSplit(text, "..");
@@ -103,6 +88,21 @@ std::string ValidUtf8(const std::string& s) {
 
 }  // namespace
 
+SamplingRequest SamplingFromProto(const v1::GenerationParams& p) {
+  SamplingRequest s;
+  if (p.has_max_new_tokens()) s.max_new_tokens = p.max_new_tokens();
+  if (p.has_temperature()) s.temperature = p.temperature();
+  if (p.has_top_p()) s.top_p = p.top_p();
+  if (p.has_top_k()) s.top_k = p.top_k();
+  if (p.has_repetition_penalty()) s.repetition_penalty = p.repetition_penalty();
+  if (p.has_seed()) s.seed = p.seed();
+  s.stop.assign(p.stop().begin(), p.stop().end());
+  s.top_logprobs = p.top_logprobs();
+  s.logprobs = p.logprobs() || p.top_logprobs() > 0;
+  s.ignore_eos = p.ignore_eos();
+  return s;
+}
+
 StatusOr<api::InferRequest> FromProto(const v1::InferRequest& request) {
   api::InferRequest out;
   out.request_id = request.request_id();
@@ -120,7 +120,7 @@ StatusOr<api::InferRequest> FromProto(const v1::InferRequest& request) {
   }
   if (request.has_min_pixels()) out.prompt.min_pixels = request.min_pixels();
   if (request.has_max_pixels()) out.prompt.max_pixels = request.max_pixels();
-  out.sampling = FromProto(request.params());
+  out.sampling = SamplingFromProto(request.params());
   return out;
 }
 

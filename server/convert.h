@@ -22,6 +22,9 @@ struct RequestNames {
 // names a content part or image that is empty. Range checks are the engine's.
 StatusOr<api::InferRequest> FromProto(const v1::InferRequest& request);
 
+// Generation parameters; unset fields stay unset (the model's generation_config applies).
+SamplingRequest SamplingFromProto(const v1::GenerationParams& params);
+
 // A gRPC deadline (system clock; time_point::max() when none) as a steady-clock deadline.
 std::optional<std::chrono::steady_clock::time_point> SteadyDeadline(
     std::chrono::system_clock::time_point deadline);

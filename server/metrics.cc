@@ -133,7 +133,8 @@ ServerMetrics::ServerMetrics(const std::string& version)
       build_info_(BuildGauge()
                       .Name("vlmd_build_info")
                       .Help("Build information (value 1)")
-                      .Register(*registry_)) {
+                      .Register(*registry_)),
+      job_metrics_(*registry_) {
   collectable_ = std::make_shared<RefreshingCollectable>(this);
   build_info_.Add({{"version", version}, {"grpc_version", grpc::Version()}}).Set(1);
 }
@@ -206,6 +207,7 @@ void ServerMetrics::ApplySnapshot(const MetricsSnapshot& s) {
     kv_usage_.Add(labels).Set(ratio);
     if (e.running == 0) batch_size_.Add(labels).Set(0);
   }
+  job_metrics_.Apply(s.jobs ? &*s.jobs : nullptr, s.models);
 }
 
 std::string ServerMetrics::RenderText() {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/api/inference.h"
+#include "server/job_metrics.h"
 
 namespace vlmd::server {
 
@@ -33,6 +34,7 @@ struct MetricsSnapshot {
   std::vector<api::EngineStats> engines;
   std::vector<api::ModelInfo> models;
   std::vector<api::AdapterInfo> adapters;
+  std::optional<api::JobStats> jobs;  // unset when the server runs no jobs
 };
 
 // All of vlmd's metrics in one registry. Thread-safe: every method may be called from any
@@ -56,6 +58,9 @@ class ServerMetrics final : public api::InferenceObserver {
 
   // What an Exposer registers: refreshes the gauges, then collects the registry.
   std::shared_ptr<prometheus::Collectable> collectable() { return collectable_; }
+
+  // Metrics of jobs, merges and evaluations.
+  JobMetrics& jobs() { return job_metrics_; }
 
   // The text exposition format of everything (refreshing first); for tests and debugging.
   std::string RenderText();
@@ -84,6 +89,7 @@ class ServerMetrics final : public api::InferenceObserver {
   prometheus::Family<prometheus::Gauge>& adapters_loaded_;
   prometheus::Family<prometheus::Gauge>& model_load_seconds_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  JobMetrics job_metrics_;
 
   std::mutex source_mu_;
   std::function<std::optional<MetricsSnapshot>()> source_;  // guarded by source_mu_

@@ -13,6 +13,32 @@ StatusOr<api::InferenceService*> ServingState::Get() const {
   return service;
 }
 
+void ServingState::SetJobServices(api::JobService* jobs, api::EvalService* eval) {
+  jobs_.store(jobs);
+  eval_.store(eval);
+  jobs_ready_.store(true);
+}
+
+StatusOr<api::JobService*> ServingState::Jobs() const {
+  if (draining_.load()) return absl::UnavailableError("server is shutting down");
+  if (!jobs_ready_.load()) return absl::UnavailableError("server is starting");
+  api::JobService* jobs = jobs_.load();
+  if (jobs == nullptr) {
+    return absl::FailedPreconditionError(
+        "this server runs no fine-tuning jobs: start it with a state_dir (--state-dir)");
+  }
+  return jobs;
+}
+
+StatusOr<api::EvalService*> ServingState::Eval() const {
+  if (draining_.load()) return absl::UnavailableError("server is shutting down");
+  api::EvalService* eval = eval_.load();
+  if (!jobs_ready_.load() || eval == nullptr) {
+    return absl::UnavailableError("server is starting: models are still loading");
+  }
+  return eval;
+}
+
 bool ServingState::AcquireSlot(int limit) {
   int now = in_flight_.fetch_add(1) + 1;
   if (limit > 0 && now > limit) {

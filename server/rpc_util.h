@@ -10,7 +10,9 @@
 #include <string>
 #include <string_view>
 
+#include "core/api/eval.h"
 #include "core/api/inference.h"
+#include "core/api/jobs.h"
 #include "core/base/status.h"
 #include "server/auth.h"
 #include "server/metrics.h"
@@ -25,15 +27,24 @@ struct Method {
   const char* name;  // "Infer"
 };
 
-// Whether the inference service can take calls. Thread-safe.
+// Whether the inference, job and evaluation services can take calls. Thread-safe.
 class ServingState {
  public:
   // Makes `service` available (after the models loaded); it must outlive every call.
   void SetService(api::InferenceService* service) { service_.store(service); }
+  // Makes the job and evaluation services available; `jobs` is null when the server runs no
+  // jobs (no state_dir). Both must outlive every call.
+  void SetJobServices(api::JobService* jobs, api::EvalService* eval);
   // From now on calls get UNAVAILABLE (graceful shutdown).
   void StartDraining() { draining_.store(true); }
+  bool draining() const { return draining_.load(); }
   // The service, or UNAVAILABLE while the models load or the server drains.
   StatusOr<api::InferenceService*> Get() const;
+  // The job service: UNAVAILABLE while starting or draining, FAILED_PRECONDITION when the
+  // server runs no jobs.
+  StatusOr<api::JobService*> Jobs() const;
+  // The evaluation service: UNAVAILABLE while starting or draining.
+  StatusOr<api::EvalService*> Eval() const;
 
   // Takes one of `limit` slots for an inference call (0 = no limit); false when all are
   // taken.
@@ -42,6 +53,9 @@ class ServingState {
 
  private:
   std::atomic<api::InferenceService*> service_{nullptr};
+  std::atomic<api::JobService*> jobs_{nullptr};
+  std::atomic<api::EvalService*> eval_{nullptr};
+  std::atomic<bool> jobs_ready_{false};  // SetJobServices was called
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
 };

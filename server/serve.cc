@@ -7,13 +7,19 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "absl/strings/str_join.h"
+#include "core/api/eval.h"
 #include "core/api/inference.h"
+#include "core/api/jobs.h"
 #include "core/base/file_util.h"
 #include "core/base/logging.h"
 #include "nlohmann/json.hpp"
 #include "server/inference_rpc.h"
+#include "server/job_metrics.h"
+#include "server/jobs_rpc.h"
 #include "server/listeners.h"
 #include "server/signals.h"
 
@@ -24,7 +30,9 @@
 namespace vlmd::server {
 namespace {
 
-const std::vector<std::string> kHealthNames = {"vlmd.v1.Inference"};
+const std::vector<std::string> kHealthNames = {"vlmd.v1.Inference", "vlmd.v1.Jobs"};
+// Merges and evaluations running at once (each holds a thread of its own).
+constexpr int kMaxLongOps = 4;
 
 // Where the first termination signal is delivered to the main thread.
 struct StopSignal {
@@ -98,8 +106,21 @@ Status WriteReadyFile(const std::string& path, const std::string& grpc_address,
   return WriteFileAtomic(path, j.dump() + "\n");
 }
 
-MetricsSnapshot TakeSnapshot(const api::InferenceService& service) {
-  return MetricsSnapshot{service.Stats(), service.ListModels(), service.ListAdapters()};
+MetricsSnapshot TakeSnapshot(const api::InferenceService& service, const api::JobService* jobs) {
+  MetricsSnapshot snapshot{service.Stats(), service.ListModels(), service.ListAdapters()};
+  if (jobs != nullptr) snapshot.jobs = jobs->Stats();
+  return snapshot;
+}
+
+// A GPU both lent to training and serving a model is shared by both: allowed (small models,
+// one-GPU machines), but worth a line in the log.
+void WarnSharedGpus(const ServeConfig& c, const api::InferenceService& inference) {
+  std::set<int> serving = InferenceGpus(inference.ListModels());
+  for (int gpu : c.training.gpus) {
+    if (serving.count(gpu)) {
+      VLMD_LOG(Warning) << "GPU " << gpu << " serves a model and is lent to training jobs too";
+    }
+  }
 }
 
 int PoolThreads() {
@@ -122,6 +143,8 @@ class Server {
 
  private:
   Status Start();
+  // Creates the job service (when state_dir is set) and the evaluation service.
+  Status StartJobServices();
   void Drain(int signo);
 
   const ServeConfig& config_;
@@ -132,8 +155,12 @@ class Server {
   Authenticator auth_;
   ServingState state_;
   ThreadPool pool_;
+  LongOps ops_{kMaxLongOps};
   std::unique_ptr<api::InferenceService> inference_;
+  std::unique_ptr<api::JobService> jobs_;   // uses inference_ (adapters of finished jobs)
+  std::unique_ptr<api::EvalService> eval_;  // uses inference_ and jobs_
   std::unique_ptr<InferenceRpcService> rpc_;
+  std::unique_ptr<JobsRpcService> jobs_rpc_;
   GrpcListener grpc_;
 };
 
@@ -143,18 +170,43 @@ Status Server::Start() {
   metrics_listener_ = StartMetricsListener(config_.metrics_listen, metrics_.collectable());
   ServiceEnv env{&auth_, &metrics_, &state_, &pool_, config_.limits.max_concurrent_requests};
   rpc_ = std::make_unique<InferenceRpcService>(env);
-  ASSIGN_OR_RETURN(grpc_, StartGrpcServer(config_, {rpc_.get()}, kHealthNames));
+  jobs_rpc_ = std::make_unique<JobsRpcService>(env, &ops_);
+  ASSIGN_OR_RETURN(grpc_, StartGrpcServer(config_, {rpc_.get(), jobs_rpc_.get()}, kHealthNames));
   VLMD_LOG(Info) << "listening on " << grpc_.address << " (NOT_SERVING while models load)";
   ASSIGN_OR_RETURN(inference_,
                    api::InferenceService::Create(ToInferenceConfig(config_), &metrics_));
   RETURN_IF_ERROR(PreloadAdapters(*inference_, config_));
+  RETURN_IF_ERROR(StartJobServices());
   api::InferenceService* inference = inference_.get();
-  metrics_.SetSnapshotSource([inference] { return TakeSnapshot(*inference); });
+  api::JobService* jobs = jobs_.get();
+  metrics_.SetSnapshotSource([inference, jobs] { return TakeSnapshot(*inference, jobs); });
   state_.SetService(inference);
   SetHealth(*grpc_.server, kHealthNames, true);
   stop_.serving = true;
   RETURN_IF_ERROR(WriteReadyFile(options_.ready_file, grpc_.address, metrics_listener_.address));
   VLMD_LOG(Info) << "SERVING " << config_.models.size() << " model(s) on " << grpc_.address;
+  return absl::OkStatus();
+}
+
+Status Server::StartJobServices() {
+  if (config_.state_dir.empty()) {
+    VLMD_LOG(Info) << "fine-tuning jobs are off (no state_dir)";
+  } else {
+    StatusOr<std::unique_ptr<api::JobService>> jobs =
+        api::JobService::Create(ToJobServiceConfig(config_), inference_.get());
+    if (!jobs.ok()) {
+      return absl::Status(jobs.status().code(),
+                          absl::StrCat("job service: ", jobs.status().message()));
+    }
+    jobs_ = std::move(*jobs);
+    VLMD_LOG(Info) << "fine-tuning jobs: state " << config_.state_dir << ", training GPUs ["
+                   << absl::StrJoin(config_.training.gpus, ",") << "], CPU slots "
+                   << config_.training.cpu_slots;
+    WarnSharedGpus(config_, *inference_);
+  }
+  eval_ = api::EvalService::Create(inference_.get(), jobs_.get(), config_.allowed_roots,
+                                   config_.state_dir);
+  state_.SetJobServices(jobs_.get(), eval_.get());
   return absl::OkStatus();
 }
 
@@ -164,12 +216,15 @@ void Server::Drain(int signo) {
   VLMD_LOG(Info) << "signal " << signo << ": draining (grace " << grace.count() << " ms)";
   if (grpc_.server) SetHealth(*grpc_.server, kHealthNames, false);
   state_.StartDraining();
+  // Jobs first: no more scheduling; running workers are left to the next server (jobs.h).
+  if (jobs_) jobs_->Shutdown(/*stop_workers=*/false);
   if (inference_) inference_->Shutdown(grace);
   if (grpc_.server) {
     grpc_.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     grpc_.server->Wait();
   }
   pool_.Stop();
+  ops_.Stop();  // a merge in progress finishes; evaluations stop at their next sample
   metrics_.SetSnapshotSource(nullptr);
   metrics_listener_.exposer.reset();
   VLMD_LOG(Info) << "stopped";

@@ -128,6 +128,23 @@ Status YamlMap::Read(const std::string& key, std::vector<std::string>* out) {
   return absl::OkStatus();
 }
 
+Status YamlMap::Read(const std::string& key, std::vector<int>* out) {
+  YAML::Node child = Child(key);
+  if (!child.IsDefined() || child.IsNull()) return absl::OkStatus();
+  if (!child.IsSequence()) return Error(child, key, "must be a list of integers");
+  std::vector<int> values;
+  for (const YAML::Node& item : child) {
+    try {
+      if (!item.IsScalar()) throw YAML::Exception(item.Mark(), "not a scalar");
+      values.push_back(item.as<int>());
+    } catch (const YAML::Exception&) {
+      return Error(item, key, "must be a list of integers");
+    }
+  }
+  *out = std::move(values);
+  return absl::OkStatus();
+}
+
 Status YamlMap::CheckUnknownKeys() const {
   if (!node_.IsDefined() || !node_.IsMap()) return absl::OkStatus();
   for (const auto& kv : node_) {

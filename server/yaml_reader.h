@@ -32,6 +32,7 @@ class YamlMap {
   Status Read(const std::string& key, double* out);
   Status Read(const std::string& key, bool* out);
   Status Read(const std::string& key, std::vector<std::string>* out);
+  Status Read(const std::string& key, std::vector<int>* out);
 
   // The child node (undefined when absent), marked as known.
   YAML::Node Child(const std::string& key);

@@ -102,7 +102,8 @@ class JobService {
  public:
   // Opens (or creates) the database, recovers jobs left by a previous run (queued stay queued;
   // running ones whose worker is gone resume from their last checkpoint or fail), starts the
-  // scheduler. `inference` (may be null) gets each succeeded job's best adapter.
+  // scheduler. `inference` (may be null) gets each succeeded job's best adapter, under the
+  // job's name: at once when a job succeeds, and at start for jobs that succeeded before.
   static StatusOr<std::unique_ptr<JobService>> Create(const JobServiceConfig& config,
                                                       InferenceService* inference);
   virtual ~JobService() = default;
@@ -117,14 +118,17 @@ class JobService {
   // already finished.
   virtual StatusOr<JobStatus> CancelJob(const std::string& id) = 0;
   // Calls `on_event` for every event after `from_seq` (history first, then live) until the
-  // job ends or the returned handle is destroyed. `on_event` returns false to stop.
+  // job ends or the returned handle is destroyed. `on_event` returns false to stop. `on_end`
+  // (optional) is called once after the last event when the watch ended because the job is
+  // finished and every event was delivered (also when from_seq was already past the end);
+  // not when the watch was stopped. Both run on the watch's own thread.
   class Watch {
    public:
     virtual ~Watch() = default;
   };
   virtual StatusOr<std::unique_ptr<Watch>> WatchJob(
-      const std::string& id, int64_t from_seq,
-      std::function<bool(const JobEvent&)> on_event) = 0;
+      const std::string& id, int64_t from_seq, std::function<bool(const JobEvent&)> on_event,
+      std::function<void()> on_end = nullptr) = 0;
   virtual StatusOr<MergeResult> MergeLora(const MergeRequest& request) = 0;
   virtual JobStats Stats() const = 0;
   // Stops scheduling; running workers are left running (they are recovered on restart) unless

@@ -6,6 +6,22 @@
 #include "core/train/job_data.h"
 
 namespace vlmd::jobs {
+namespace {
+
+// Why validation failed: the first bad row ("file:line: reason") up front, where a user looks
+// first, then the whole summary.
+std::string FailureReason(const JobData& data) {
+  std::vector<const ValidationReport*> reports = {&data.train_report};
+  if (data.val_report) reports.push_back(&*data.val_report);
+  for (const ValidationReport* report : reports) {
+    for (const DatasetIssue& issue : report->issues.kept()) {
+      if (IsError(issue.kind)) return absl::StrCat(issue.ToString(), "\n", data.Summary());
+    }
+  }
+  return data.Summary();
+}
+
+}  // namespace
 
 StatusOr<DataCheckResult> CheckJobData(const JobSpec& spec, const api::JobServiceConfig& config,
                                        const std::atomic<bool>& stop) {
@@ -20,7 +36,7 @@ StatusOr<DataCheckResult> CheckJobData(const JobSpec& spec, const api::JobServic
   options.allowed_roots = config.allowed_roots;
   options.stop = &stop;
   ASSIGN_OR_RETURN(JobData data, LoadJobData(spec, model, preprocessor, tokenizer, options));
-  if (!data.ok()) return absl::InvalidArgumentError(data.Summary());
+  if (!data.ok()) return absl::InvalidArgumentError(FailureReason(data));
   DataCheckResult result;
   result.train_samples = static_cast<int64_t>(data.train.size());
   result.val_samples = static_cast<int64_t>(data.val.size());

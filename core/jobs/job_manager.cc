@@ -102,6 +102,7 @@ StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const api::JobServiceCo
   std::unique_ptr<JobManager> manager(new JobManager(std::move(effective), inference,
                                                      std::move(hooks), std::move(*store), lock_fd));
   RETURN_IF_ERROR(manager->Recover());
+  manager->RegisterSucceededAdapters();
   manager->StartThreads();
   return manager;
 }

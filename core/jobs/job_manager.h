@@ -9,7 +9,8 @@
 // the same GPUs, while attempts < max_attempts; then the job FAILS with the exit description
 // and the tail of worker.log. OOM (4) is not retried: the same batch would fail again.
 //
-// Recovery policy (Create): QUEUED jobs stay queued; VALIDATING jobs are validated again;
+// Recovery policy (Create): SUCCEEDED jobs' best adapters are served again; QUEUED jobs stay
+// queued; VALIDATING jobs are validated again;
 // RUNNING jobs whose worker is gone resume from their last complete checkpoint (an attempt).
 // A worker still alive from the previous server process cannot be re-piped or reaped (it is
 // not our child, so its exit code would be lost): it gets SIGTERM (SIGKILL after the grace),
@@ -76,9 +77,9 @@ class JobManager : public api::JobService {
   StatusOr<api::JobStatus> GetJob(const std::string& id) const override;
   std::vector<api::JobStatus> ListJobs(std::optional<api::JobState> state) const override;
   StatusOr<api::JobStatus> CancelJob(const std::string& id) override;
-  StatusOr<std::unique_ptr<Watch>> WatchJob(
-      const std::string& id, int64_t from_seq,
-      std::function<bool(const api::JobEvent&)> on_event) override;
+  StatusOr<std::unique_ptr<Watch>> WatchJob(const std::string& id, int64_t from_seq,
+                                            std::function<bool(const api::JobEvent&)> on_event,
+                                            std::function<void()> on_end = nullptr) override;
   StatusOr<api::MergeResult> MergeLora(const api::MergeRequest& request) override;
   api::JobStats Stats() const override;
   void Shutdown(bool stop_workers) override;
@@ -111,6 +112,7 @@ class JobManager : public api::JobService {
     std::string id;
     int64_t last_seq = 0;
     std::function<bool(const api::JobEvent&)> on_event;
+    std::function<void()> on_end;
     std::atomic<bool> stop{false};
     bool running = true;
   };
@@ -164,6 +166,9 @@ class JobManager : public api::JobService {
   // Loads the best adapter into the inference service. Returns "" on success (or without an
   // inference service), else why it was not registered.
   std::string RegisterAdapter(const api::JobStatus& status);
+  // At start: serves the best adapter of every job that succeeded before (a restart keeps
+  // finished jobs' adapters available under their names). Problems are logged.
+  void RegisterSucceededAdapters();
   void WaitForWorkersToStop();
 
   // Merges (merge_lora.cc).
@@ -174,6 +179,7 @@ class JobManager : public api::JobService {
   // Watches (job_watch.cc).
   void WatchLoop(const std::shared_ptr<WatchState>& state);
   static bool Deliver(WatchState& state, const api::JobEvent& event);
+  static void EndOfWatch(WatchState& state);
   void NotifyWatchers();
   void StopWatches();
   void CheckDeadlinesLocked();

@@ -111,7 +111,10 @@ StatusOr<WorkerProcess> JobManager::SpawnLocked(Job& job, const std::vector<int>
   RETURN_IF_ERROR(WriteFileAtomic(JoinPath(s.job_dir, "job.json"), s.spec.ToJson()));
   AppendToLog(LogPath(s), absl::StrCat("==== ", UtcNow(), " vlmd: attempt ", s.attempts + 1, " on ",
                                        where, " ===="));
-  return LaunchWorker({config_.worker_binary, s.job_dir, gpus, LogPath(s), {}});
+  // The worker resolves data set names (latex-ocr-print, ...) under the server's data root.
+  std::vector<std::pair<std::string, std::string>> env;
+  if (!config_.data_root.empty()) env.emplace_back("VLMD_DATA_ROOT", config_.data_root);
+  return LaunchWorker({config_.worker_binary, s.job_dir, gpus, LogPath(s), std::move(env)});
 }
 
 void JobManager::LaunchLocked(Job& job, const std::vector<int>& gpus) {

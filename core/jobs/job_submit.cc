@@ -53,11 +53,13 @@ Status JobManager::ResolveSpec(JobSpec* spec) const {
       bool named = path != entry;  // a data set name resolved under data_root (operator's)
       std::vector<std::string> allowed = roots;
       if (named && !config_.data_root.empty()) allowed.push_back(config_.data_root);
-      ASSIGN_OR_RETURN(entry, ResolveField("dataset", path, allowed));
-      if (IsDirectory(entry) && !named) {
+      ASSIGN_OR_RETURN(std::string resolved, ResolveField("dataset", path, allowed));
+      if (named) continue;  // the name stays: the worker resolves it under the data root
+      if (IsDirectory(resolved)) {
         return absl::InvalidArgumentError(
-            absl::StrCat("job spec: dataset: ", entry, " is a directory, not a data file"));
+            absl::StrCat("job spec: dataset: ", resolved, " is a directory, not a data file"));
       }
+      entry = resolved;
     }
   }
   if (!spec->init_adapter.empty()) {

@@ -23,6 +23,15 @@ bool JobManager::Deliver(WatchState& state, const api::JobEvent& event) {
   }
 }
 
+// Calls the watcher's end callback, keeping exceptions inside the watch thread.
+void JobManager::EndOfWatch(WatchState& state) {
+  try {
+    state.on_end();
+  } catch (...) {
+    VLMD_LOG(Error) << "watch of job " << state.id << ": the end callback threw";
+  }
+}
+
 class JobManager::WatchImpl : public api::JobService::Watch {
  public:
   WatchImpl(std::shared_ptr<EventBus> bus, std::shared_ptr<WatchState> state)
@@ -52,7 +61,8 @@ class JobManager::WatchImpl : public api::JobService::Watch {
 };
 
 StatusOr<std::unique_ptr<api::JobService::Watch>> JobManager::WatchJob(
-    const std::string& id, int64_t from_seq, std::function<bool(const api::JobEvent&)> on_event) {
+    const std::string& id, int64_t from_seq, std::function<bool(const api::JobEvent&)> on_event,
+    std::function<void()> on_end) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (FindLocked(id) == nullptr) {
@@ -64,6 +74,7 @@ StatusOr<std::unique_ptr<api::JobService::Watch>> JobManager::WatchJob(
   state->id = id;
   state->last_seq = std::max<int64_t>(0, from_seq);
   state->on_event = std::move(on_event);
+  state->on_end = std::move(on_end);
   {
     std::lock_guard<std::mutex> lock(bus_->mu);
     bus_->watches.insert(state);
@@ -75,6 +86,7 @@ StatusOr<std::unique_ptr<api::JobService::Watch>> JobManager::WatchJob(
 
 void JobManager::WatchLoop(const std::shared_ptr<WatchState>& state) {
   std::shared_ptr<EventBus> bus = bus_;  // outlives the manager if the handle was detached
+  bool finished = false;                 // the job ended and every event was delivered
   while (!state->stop) {
     uint64_t generation;
     {
@@ -102,11 +114,15 @@ void JobManager::WatchLoop(const std::shared_ptr<WatchState>& state) {
       if (!Deliver(*state, event)) state->stop = true;
     }
     if (state->stop || static_cast<int>(events->size()) == kBatch) continue;
-    if (terminal) break;
+    if (terminal) {
+      finished = true;
+      break;
+    }
     std::unique_lock<std::mutex> lock(bus->mu);
     bus->cv.wait_for(lock, std::chrono::seconds(1),
                      [&] { return state->stop || bus->generation != generation; });
   }
+  if (finished && !state->stop && state->on_end) EndOfWatch(*state);
   std::lock_guard<std::mutex> lock(bus->mu);
   state->running = false;
   bus->watches.erase(state);

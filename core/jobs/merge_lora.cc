@@ -66,6 +66,14 @@ std::string JobManager::RegisterAdapter(const api::JobStatus& status) {
   return "";
 }
 
+void JobManager::RegisterSucceededAdapters() {
+  if (inference_ == nullptr) return;
+  for (const api::JobStatus& s : ListJobs(api::JobState::kSucceeded)) {
+    std::string not_registered = RegisterAdapter(s);
+    if (!not_registered.empty()) VLMD_LOG(Warning) << "job " << s.id << ": " << not_registered;
+  }
+}
+
 StatusOr<std::string> JobManager::CheckpointOfJob(const std::string& job_id,
                                                   const std::string& which,
                                                   std::string* model) const {

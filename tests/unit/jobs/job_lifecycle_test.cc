@@ -50,9 +50,26 @@ TEST_F(JobManagerTest, SuccessRecordsCheckpointsBestAndRegistersTheAdapter) {
   // A CPU job sees no GPU; the multicast switches are always set.
   std::vector<std::string> attempts = Attempts(s);
   ASSERT_EQ(attempts.size(), 1u);
-  EXPECT_EQ(attempts[0], "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1 fds=0");
+  EXPECT_EQ(attempts[0],
+            "attempt=1 resume= cuda= nvls=0 multicast=1 nvshmem=1 data_root=<unset> fds=0");
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "worker.log")));
   EXPECT_TRUE(PathExists(JoinPath(s.job_dir, "job.json")));
+}
+
+TEST_F(JobManagerTest, ARestartServesTheAdaptersOfSucceededJobsAgain) {
+  FakeInference inference;
+  inference.models = {api::ModelInfo{"base", model_dir_, "cpu"}};
+  StartManager(&inference);
+  Plan("kept", {{"steps", 2}});
+  JobStatus s = WaitState(Submit(Spec("kept")), JobState::kSucceeded);
+  manager_.reset();
+  FakeInference restarted;
+  restarted.models = inference.models;
+  StartManager(&restarted);
+  ASSERT_EQ(restarted.loaded.size(), 1u);
+  EXPECT_EQ(restarted.loaded[0].name, "kept");
+  EXPECT_EQ(restarted.loaded[0].path, s.best_checkpoint);
+  EXPECT_EQ(restarted.loaded[0].model, "base");
 }
 
 TEST_F(JobManagerTest, UnservedBaseModelIsNotedNotFailed) {
@@ -235,6 +252,22 @@ TEST_F(JobManagerTest, DataValidationFailureFailsTheJobBeforeAnyWorker) {
   JobStatus s = WaitState(Submit(Spec("baddata")), JobState::kFailed);
   EXPECT_EQ(s.reason, "/data/train.jsonl:17: \"images\" must be a list (3 bad lines)");
   EXPECT_EQ(s.attempts, 0);
+}
+
+TEST_F(JobManagerTest, NamedDataSetKeepsItsNameAndTheWorkerGetsTheDataRoot) {
+  config_.data_root = JoinPath(root_, "datasets");
+  ASSERT_TRUE(MakeDirs(JoinPath(config_.data_root, "latex-ocr-print")).ok());
+  hooks_.resolve_dataset = [root = config_.data_root](const std::string& entry) {
+    return StatusOr<std::string>(entry == "latex-ocr-print" ? JoinPath(root, entry) : entry);
+  };
+  StartManager();
+  JobSpec spec = Spec("named");
+  spec.datasets = {"latex-ocr-print"};
+  JobStatus s = WaitState(Submit(spec), JobState::kSucceeded);
+  EXPECT_EQ(s.spec.datasets, std::vector<std::string>{"latex-ocr-print"});
+  std::vector<std::string> attempts = Attempts(s);
+  ASSERT_FALSE(attempts.empty());
+  EXPECT_TRUE(Contains(attempts[0], "data_root=" + config_.data_root + " ")) << attempts[0];
 }
 
 TEST_F(JobManagerTest, SubmissionErrorsNameTheField) {

@@ -226,13 +226,28 @@ TEST_F(JobManagerTest, WatchReplaysFromASeqThenStreamsLive) {
     EXPECT_EQ(replay[i].message, live[i + 6].message);
     EXPECT_EQ(replay[i].status.step, live[i + 6].status.step);
   }
-  // A callback returning false stops the watch.
-  std::atomic<int> seen{0};
-  auto stopper = manager_->WatchJob(id, 0, [&](const JobEvent&) { return ++seen < 3; });
+  // A callback returning false stops the watch (and on_end is not called).
+  std::atomic<int> seen{0}, stopped_end{0};
+  auto stopper = manager_->WatchJob(
+      id, 0, [&](const JobEvent&) { return ++seen < 3; }, [&] { ++stopped_end; });
   ASSERT_TRUE(stopper.ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   stopper->reset();
   EXPECT_EQ(seen, 3);
+  EXPECT_EQ(stopped_end, 0);
+  // on_end follows the last event of a finished job, also when from_seq is past the end.
+  std::atomic<int> ended{0};
+  std::atomic<int64_t> last_seen{0}, last_at_end{0};
+  const int64_t last = live.back().seq;
+  auto full = manager_->WatchJob(
+      id, 0, [&](const JobEvent& e) { return (last_seen = e.seq), true; },
+      [&] { last_at_end = last_seen.load(), ++ended; });
+  auto past = manager_->WatchJob(
+      id, last, [&](const JobEvent&) { return ADD_FAILURE(), true; }, [&] { ++ended; });
+  ASSERT_TRUE(full.ok() && past.ok());
+  for (int i = 0; i < 200 && ended < 2; ++i) usleep(10000);
+  EXPECT_EQ(ended, 2);
+  EXPECT_EQ(last_at_end, last);
   EXPECT_EQ(manager_->WatchJob("sft-none", 0, [](const JobEvent&) { return true; }).status().code(),
             absl::StatusCode::kNotFound);
 }

@@ -135,7 +135,8 @@ int main(int argc, char** argv) {
       << "attempt=" << attempt << " resume=" << spec->resume_from_checkpoint
       << " cuda=" << Env("CUDA_VISIBLE_DEVICES") << " nvls=" << Env("NCCL_NVLS_ENABLE")
       << " multicast=" << Env("TORCH_SYMM_MEM_DISABLE_MULTICAST")
-      << " nvshmem=" << Env("NVSHMEM_DISABLE_NVLS") << " fds=" << inherited << "\n";
+      << " nvshmem=" << Env("NVSHMEM_DISABLE_NVLS") << " data_root=" << Env("VLMD_DATA_ROOT")
+      << " fds=" << inherited << "\n";
   signal(SIGTERM, plan.value("ignore_sigterm", false) ? SIG_IGN : OnTerm);
   if (plan.value("ignore_sigpipe", false)) signal(SIGPIPE, SIG_IGN);
   Timeline("start", spec->name);

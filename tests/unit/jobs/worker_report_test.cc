@@ -113,7 +113,7 @@ TEST(WorkerReportTest, LastLoggedWorkerStateReadsProgressJsonl) {
                               "{\"type\":\"state\",\"state\":\"RUNNING\"}\n"
                               "{\"type\":\"train\",\"step\":1}\n"
                               "{\"type\":\"state\",\"state\":\"SUCCEEDED\"}\n"
-                              "{\"type\":\"log\",\"message\":\"bye\"}\n")
+                              "{\"type\":\"log\",\"line\":\"bye\"}\n")
                   .ok());
   EXPECT_EQ(LastLoggedWorkerState(dir), "SUCCEEDED");
 }

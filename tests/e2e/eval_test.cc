@@ -1,0 +1,96 @@
+// End to end: Evaluate on the tiny model over a generated image+text data set; every
+// per-sample prediction must equal what `vlmd generate` produces for that sample alone
+// (greedy), and `vlmctl eval` prints the summary and where results.jsonl lies. Skipped when
+// the server answers UNIMPLEMENTED (a build without core/eval).
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+#include "tests/e2e/job_harness.h"
+
+namespace vlmd::e2e {
+namespace {
+
+namespace v1 = vlmd::v1;
+using json = nlohmann::json;
+
+constexpr int kRows = 4, kTokens = 6;
+constexpr char kQuery[] = "Using LaTeX to perform OCR on the image.";
+
+// The text `vlmd generate` answers for one data row (greedy), or "" with *error set.
+std::string GenerateText(const DataRow& row, const std::string& work, std::string* error) {
+  std::string request = work + "/generate-" + std::to_string(std::hash<std::string>()(row.image));
+  WriteFile(request, json{{"messages",
+                           {{{"role", "user"},
+                             {"content",
+                              {{{"type", "image"}, {"image", row.image}},
+                               {{"type", "text"}, {"text", kQuery}}}}}}}}
+                         .dump());
+  ProcessResult r =
+      RunProcess({VlmdBinary(), "generate", "--model", TinyModelDir(), "--request", request,
+                  "--max-new-tokens", std::to_string(kTokens), "--temperature", "0"});
+  json j = json::parse(r.out, nullptr, false);
+  if (r.exit_code != 0 || !j.is_object()) {
+    *error = r.err + r.out;
+    return "";
+  }
+  return j.value("text", "");
+}
+
+TEST(EvaluateE2E, PredictionsEqualVlmdGenerateOneByOne) {
+  TempDir dir;
+  std::vector<DataRow> rows = WriteImageDataset(dir.path(), kRows, "eval.jsonl");
+  std::string error;
+  auto server = ServerProcess::Start(JobServerYaml(dir.path()), dir.path(), {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  v1::EvaluateRequest request;
+  request.set_model("tiny");
+  request.add_dataset(dir.Join("eval.jsonl"));
+  request.mutable_params()->set_max_new_tokens(kTokens);
+  request.set_output_dir(dir.Join("evals"));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
+  auto reader = JobsStub(*server)->Evaluate(&ctx, request);
+  v1::EvaluateResponse message;
+  std::vector<v1::EvalSample> samples;
+  v1::EvalSummary summary;
+  while (reader->Read(&message)) {
+    if (message.has_progress() && message.progress().has_sample()) {
+      samples.push_back(message.progress().sample());
+    }
+    if (message.has_summary()) summary = message.summary();
+  }
+  grpc::Status status = reader->Finish();
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    GTEST_SKIP() << "this vlmd has no evaluation (core/eval): " << status.error_message();
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(summary.samples(), kRows);
+  EXPECT_EQ(samples.size(), static_cast<size_t>(kRows));
+  std::vector<std::string> results = ReadLines(summary.results_path());
+  ASSERT_EQ(results.size(), static_cast<size_t>(kRows)) << summary.results_path();
+  for (int i = 0; i < kRows; ++i) {
+    json line = json::parse(results[i], nullptr, false);
+    ASSERT_TRUE(line.is_object()) << results[i];
+    std::string expected = GenerateText(rows[i], dir.path(), &error);
+    ASSERT_TRUE(error.empty()) << error;
+    EXPECT_EQ(line.value("prediction", ""), expected) << "sample " << i;
+    EXPECT_EQ(line.value("reference", ""), rows[i].response);
+  }
+  ProcessResult cli =
+      Vlmctl(*server, {"eval", "--model", "tiny", "--dataset", dir.Join("eval.jsonl"),
+                       "--max-new-tokens", std::to_string(kTokens), "--out", dir.Join("evals2")});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("exact_match:"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.out.find("results:             " + dir.Join("evals2")), std::string::npos)
+      << cli.out;
+  ProcessResult as_json =
+      Vlmctl(*server, {"eval", "--model", "tiny", "--dataset", dir.Join("eval.jsonl"),
+                       "--max-new-tokens", std::to_string(kTokens), "--max-samples", "2", "--out",
+                       dir.Join("evals3"), "--json"});
+  json j = json::parse(as_json.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << as_json.out << as_json.err;
+  EXPECT_EQ(j.value("samples", std::string()), "2");  // int64 is a JSON string in proto3
+}
+
+}  // namespace
+}  // namespace vlmd::e2e
