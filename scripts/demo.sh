@@ -72,13 +72,11 @@ trap 'stop_server || true' EXIT
 
 start_server() { # start_server [extra vlmd serve flags]: loopback, port 0, metrics on
   rm -f "$DEMO_DIR/ready.json"
-  printf '$ VLMD_DATA_ROOT=$DEMO/data build/server/vlmd serve --model tiny=$DEMO/model %s\n' \
+  printf '$ vlmd serve --model tiny=$DEMO/model %s\n' \
     "$(echo "$*" | sed "s#$DEMO_DIR#\$DEMO#g")"
   printf '      --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --allowed-root $DEMO --state-dir $DEMO/state --ready-file $DEMO/ready.json\n'
-  if has_jobs_rpc; then printf '      --set training.data_root=$DEMO/data\n'; fi
-  local jobs=()
-  if has_jobs_rpc; then jobs=(--set "training.data_root=$DEMO_DIR/data"); fi
-  VLMD_DATA_ROOT=$DEMO_DIR/data "$VLMD" serve --model "tiny=$DEMO_DIR/model" "$@" "${jobs[@]}" \
+  printf '      --set training.data_root=$DEMO/data\n'
+  "$VLMD" serve --model "tiny=$DEMO_DIR/model" "$@" --set "training.data_root=$DEMO_DIR/data" \
     --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --allowed-root "$DEMO_DIR" \
     --state-dir "$DEMO_DIR/state" --ready-file "$DEMO_DIR/ready.json" \
     2>>"$DEMO_DIR/vlmd.log" &
@@ -94,8 +92,6 @@ start_server() { # start_server [extra vlmd serve flags]: loopback, port 0, metr
   "$VLMCTL" --addr "$ADDR" health --wait 120 | sed 's/^/  health: /'
 }
 
-has_jobs_rpc() { "$VLMCTL" --help 2>&1 | grep -qE '^\s+sft\b'; }
-has_eval_rpc() { "$VLMCTL" --help 2>&1 | grep -qE '^\s+eval\b'; }
 
 # ---------------------------------------------------------------------------------------------
 step "Set up and build (scripts/setup.sh, scripts/build.sh: vlmd and vlmctl)"
@@ -139,50 +135,29 @@ TRAIN_ARGS=(--dataset "$DATA/train.jsonl" --val_dataset "$DATA/validation.jsonl"
   --batch_size 1 --gradient_accumulation_steps 1 --min_pixels 12544 --max_pixels 12544
   --eval_steps 100 --save_steps 1000000 --logging_steps 10 --gradient_checkpointing false
   --gpus 0)
-if has_jobs_rpc; then
-  printf '$ vlmctl sft --name latex-ocr --model $DEMO/model %s --json\n' \
-    "$(echo "${TRAIN_ARGS[*]}" | sed "s#$DEMO_DIR#\$DEMO#g")"
-  JOB_JSON=$("$VLMCTL" --addr "$ADDR" sft --name latex-ocr --model "$DEMO_DIR/model" \
-    "${TRAIN_ARGS[@]}" --json)
-  JOB_ID=$(echo "$JOB_JSON" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("id") or d["job"]["id"])')
-  echo "  job $JOB_ID submitted (VALIDATING checks every line and image, then QUEUED, RUNNING)"
-  printf '$ vlmctl status %s --watch\n' "$JOB_ID"
-  "$VLMCTL" --addr "$ADDR" --timeout 0 status "$JOB_ID" --watch
-  STATUS_JSON=$("$VLMCTL" --addr "$ADDR" status "$JOB_ID" --json)
-  JOB_DIR=$(echo "$STATUS_JSON" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("job_dir") or d["job"]["job_dir"])')
-else
-  # This build has no jobs RPCs yet: run the job's worker directly, as the server would.
-  JOB_ID=latex-ocr
-  JOB_DIR=$DEMO_DIR/jobs/latex-ocr
-  mkdir -p "$JOB_DIR"
-  python3 scripts/demo_progress.py job-json "$JOB_DIR" "$DEMO_DIR/model" "${TRAIN_ARGS[@]}" \
-    > "$JOB_DIR/job.json"
-  echo "  (this vlmctl has no 'sft' yet: running the job's worker directly, as vlmd serve does)"
-  printf '$ vlmd train --job %s\n' "\$DEMO/${JOB_DIR#$DEMO_DIR/}"
-  "$VLMD" train --job "$JOB_DIR" 2>"$JOB_DIR/worker.log" | python3 scripts/demo_progress.py bar
-fi
+printf '$ vlmctl sft --name latex-ocr --model $DEMO/model %s --json\n' \
+  "$(echo "${TRAIN_ARGS[*]}" | sed "s#$DEMO_DIR#\$DEMO#g")"
+JOB_JSON=$("$VLMCTL" --addr "$ADDR" sft --name latex-ocr --model "$DEMO_DIR/model" \
+  "${TRAIN_ARGS[@]}" --json)
+JOB_ID=$(echo "$JOB_JSON" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("id") or d["job"]["id"])')
+echo "  job $JOB_ID submitted (VALIDATING checks every line and image, then QUEUED, RUNNING)"
+printf '$ vlmctl status %s --watch\n' "$JOB_ID"
+"$VLMCTL" --addr "$ADDR" --timeout 0 status "$JOB_ID" --watch
+JOB_DIR=$("$VLMCTL" --addr "$ADDR" status "$JOB_ID" --json |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("job_dir") or d["job"]["job_dir"])')
 
 step "Evaluation during training (teacher-forced eval_loss / eval_acc on validation.jsonl)"
-python3 scripts/demo_progress.py summary "$JOB_DIR"
-BEST=$(python3 scripts/demo_progress.py best "$JOB_DIR")
+run "$VLMCTL" --addr "$ADDR" status "$JOB_ID"
+echo "  from $JOB_DIR/logging.jsonl:"
+python3 scripts/demo_summary.py "$JOB_DIR"
 
 step "Merge the adapter into the base model"
-if has_jobs_rpc; then
-  run "$VLMCTL" --addr "$ADDR" merge --job "$JOB_ID" --checkpoint best \
-    --out "$DEMO_DIR/merged" --register tiny-latex
-else
-  run "$VLMD" merge --model "$DEMO_DIR/model" --adapter "$BEST" --out "$DEMO_DIR/merged"
-fi
+run "$VLMCTL" --addr "$ADDR" merge --job "$JOB_ID" --checkpoint best \
+  --out "$DEMO_DIR/merged" --register tiny-latex
 
 step "Serve the merged model and the job's adapter"
-if has_jobs_rpc; then
-  echo "  the succeeded job's best adapter is served under the job's name; the merge registered"
-  echo "  the merged model as tiny-latex: no restart"
-else
-  stop_server
-  start_server --model "tiny-latex=$DEMO_DIR/merged"
-  run "$VLMCTL" --addr "$ADDR" adapters load latex-ocr "$BEST" --model tiny
-fi
+echo "  the succeeded job's best adapter is served under the job's name (latex-ocr), and the"
+echo "  merge registered the merged model as tiny-latex: no restart"
 run "$VLMCTL" --addr "$ADDR" models
 run "$VLMCTL" --addr "$ADDR" adapters list
 
@@ -193,14 +168,8 @@ ask "base + adapter:" --adapter latex-ocr
 ask "merged model:" --model tiny-latex
 
 step "Evaluate the fine-tuned adapter (training formulas, then the held-out validation split)"
-if has_eval_rpc; then
-  run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --adapter latex-ocr --dataset "$DATA/train.jsonl"
-  run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --job "$JOB_ID" --checkpoint best
-else
-  echo "  (this vlmctl has no 'eval' yet: exact match over vlmctl infer instead)"
-  python3 scripts/demo_progress.py exact-match "$VLMCTL" "$ADDR" latex-ocr "$DATA/train.jsonl"
-  python3 scripts/demo_progress.py exact-match "$VLMCTL" "$ADDR" latex-ocr "$DATA/validation.jsonl"
-fi
+run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --adapter latex-ocr --dataset "$DATA/train.jsonl" -v
+run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --job "$JOB_ID" --checkpoint best -v
 echo "  The tiny model starts from random weights: it memorises the training formulas; the"
 echo "  validation formulas were never shown to it, so expect little there."
 
@@ -209,7 +178,8 @@ echo "  job directory:     $JOB_DIR"
 echo "  TensorBoard logs:  $JOB_DIR/runs        (tensorboard --logdir $JOB_DIR/runs)"
 echo "  plots:             $(ls "$JOB_DIR"/images/*.png 2>/dev/null | tr '\n' ' ')"
 echo "  training log:      $JOB_DIR/logging.jsonl"
-echo "  best checkpoint:   $BEST"
+echo "  checkpoints:       $(ls -d "$JOB_DIR"/checkpoint-* | tr '\n' ' ')"
+echo "  evaluations:       $(ls -d "$JOB_DIR"/evals/* 2>/dev/null | tr '\n' ' ') (results.jsonl, summary.json)"
 echo "  merged model:      $DEMO_DIR/merged"
 echo "  server log:        $DEMO_DIR/vlmd.log"
 echo "  metrics:           http://$METRICS/metrics, e.g.:"

@@ -11,7 +11,8 @@
   prometheus service and its dashboard provider at the mounted dashboard;
 - deploy/k8s: every manifest parses and has apiVersion/kind/metadata.name; the kustomization
   lists every file; the Deployment asks for nvidia.com/gpu, probes the gRPC health service
-  on the gRPC port, mounts the ConfigMap and both PersistentVolumeClaims that exist; the
+  on the gRPC port, holds as many GPUs as vlmd.yaml's models and training.gpus use, mounts
+  the ConfigMap and both PersistentVolumeClaims that exist; the
   Service selects the pod labels and targets named container ports; the ServiceMonitor
   selects the Service and scrapes a port it has;
 - deploy/grafana/vlmd.json: valid JSON, unique panel ids, a datasource on every target, every
@@ -234,6 +235,14 @@ def check_k8s():
     state_mount = [n for n, p in mounts.items() if p == conf.get("state_dir")]
     check(bool(state_mount) and "persistentVolumeClaim" in volumes[state_mount[0]],
           "k8s: state_dir %s is on a PersistentVolumeClaim" % conf.get("state_dir"))
+    devices = {0 if m.get("device") == "cuda" else int(m["device"].split(":")[1])
+               for m in (conf.get("models") or {}).values()
+               if isinstance(m, dict) and str(m.get("device", "")).startswith("cuda")}
+    devices |= set(get(conf, "training", "gpus", default=[]) or [])
+    wanted = int(get(c, "resources", "limits", "nvidia.com/gpu", default=0))
+    check(devices and max(devices) < wanted,
+          "k8s: the pod's %d GPU(s) cover the devices vlmd.yaml uses (%s)" % (wanted,
+                                                                           sorted(devices)))
     check(conf.get("listen", "").endswith(":%s" % ports.get("grpc")) and get(
         conf, "metrics", "listen", default="").endswith(":%s" % ports.get("metrics")),
         "k8s: vlmd.yaml listens on the container's grpc and metrics ports")
