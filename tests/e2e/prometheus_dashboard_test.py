@@ -269,7 +269,7 @@ def drive_inference(addr, image):
     vlmctl(["models"], addr)
 
 
-def drive_training(addr, model_dir, tmp):
+def drive_training(addr, model_dir, tmp, data_root):
     """A short LoRA job on the named data set (latex-ocr-print under training.data_root)
     through vlmctl sft, followed until it ends; then a merge and an evaluation of it."""
     r = vlmctl(["sft", "--name", "prom-e2e", "--model", model_dir, "--dataset", "latex-ocr-print",
@@ -286,7 +286,12 @@ def drive_training(addr, model_dir, tmp):
     if not str(state).endswith("SUCCEEDED"):
         raise Failure("job %s ended %s: %s" % (job_id, state, final))
     vlmctl(["merge", "--job", job_id, "--out", os.path.join(tmp, "merged")], addr, timeout=300)
-    vlmctl(["eval", "--job", job_id, "--max-new-tokens", "8"], addr, timeout=300)
+    # The job's checkpoint on the set's validation file. (`eval --job` alone rebuilds the job's
+    # own split, which for a named data set needs the data root, and the evaluator is not
+    # given it yet: FAILED_PRECONDITION "needs a data root".)
+    vlmctl(["eval", "--job", job_id, "--dataset",
+            os.path.join(data_root, "latex-ocr-print", "validation.jsonl"),
+            "--max-new-tokens", "8"], addr, timeout=300)
 
 
 def main(argv):
@@ -365,7 +370,7 @@ def scenario(src, tmp, procs, dashboard):
     log("inference driven")
     run([sys.executable, os.path.join(src, "scripts", "make_latex_data.py"), "--out",
          data_root, "--count", "6", "--max-tokens", "8", "--dpi", "100", "--seed", "1"])
-    drive_training(addr, model, tmp)
+    drive_training(addr, model, tmp, data_root)
     log("training job, merge and evaluation done")
     time.sleep(4 * SCRAPE_S + 1)  # the last samples scraped and a full rate window after them
     end = time.time()
