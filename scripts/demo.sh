@@ -171,7 +171,9 @@ step "Evaluate the fine-tuned adapter (training formulas, then the held-out vali
 run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --adapter latex-ocr --dataset "$DATA/train.jsonl" -v
 run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --job "$JOB_ID" --checkpoint best -v
 echo "  The tiny model starts from random weights: it memorises the training formulas; the"
-echo "  validation formulas were never shown to it, so expect little there."
+echo "  validation formulas were never shown to it, so expect little there. (BLEU-4 counts"
+echo "  space-separated tokens: these compact formulas have fewer than 4, so it is 0 even for"
+echo "  exact matches; see docs/evaluation.md.)"
 
 step "Where the results are; stop the server"
 echo "  job directory:     $JOB_DIR"
@@ -179,7 +181,8 @@ echo "  TensorBoard logs:  $JOB_DIR/runs        (tensorboard --logdir $JOB_DIR/r
 echo "  plots:             $(ls "$JOB_DIR"/images/*.png 2>/dev/null | tr '\n' ' ')"
 echo "  training log:      $JOB_DIR/logging.jsonl"
 echo "  checkpoints:       $(ls -d "$JOB_DIR"/checkpoint-* | tr '\n' ' ')"
-echo "  evaluations:       $(ls -d "$JOB_DIR"/evals/* 2>/dev/null | tr '\n' ' ') (results.jsonl, summary.json)"
+echo "  evaluations:       $(ls -d "$DEMO_DIR"/state/evals/* "$JOB_DIR"/evals/* 2>/dev/null | tr '\n' ' ')"
+echo "                     (results.jsonl: one line per sample; summary.json)"
 echo "  merged model:      $DEMO_DIR/merged"
 echo "  server log:        $DEMO_DIR/vlmd.log"
 echo "  metrics:           http://$METRICS/metrics, e.g.:"
