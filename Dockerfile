@@ -2,8 +2,8 @@
 # libtorch of the PyTorch pip wheel.
 #
 #   docker build -t vlmd:latest .
-#   docker run --gpus all -p 50051:50051 -p 9090:9090 -v /models:/models:ro \
-#     -v vlmd-state:/var/lib/vlmd vlmd:latest serve --model qwen2-vl-2b=/models/Qwen2-VL-2B-Instruct
+#   docker run --gpus all -p 50051:50051 -v /models:/models:ro -v vlmd-state:/var/lib/vlmd \
+#     -v $PWD/deploy/compose/vlmd.yaml:/etc/vlmd/vlmd.yaml:ro vlmd:latest
 #
 # deploy/compose/ runs it with Prometheus and Grafana; deploy/k8s/ on Kubernetes. No Docker
 # engine runs in vlmd's CI: tests/deploy/check_deploy.py checks this file's structure (stages,
