@@ -4,10 +4,13 @@
 Starts `vlmd serve` (the tiny model, loopback, metrics on) and Debian's `prometheus` scraping it
 every second, drives inference through vlmctl (answers, a stream, concurrent requests, errors),
 a short LoRA job on the named data set latex-ocr-print (rendered by make_latex_data.py), a merge
-and an evaluation, then evaluates every PromQL expression of deploy/grafana/vlmd.json through Prometheus' HTTP API
-and fails unless each one returns data (a series with a finite value):
+and an evaluation, then evaluates every PromQL expression of deploy/grafana/vlmd.json through
+Prometheus' HTTP API and fails unless each one returns data (a series with a finite value):
   - time-series panels as Grafana draws them: /api/v1/query_range over the test's window;
-  - stat panels and the template variables' label_values(): /api/v1/query at the end.
+  - stat panels: /api/v1/query at the end;
+  - the template variables' label_values(metric, label): a range query of the metric, which
+    must yield at least one label value.
+It also checks that the errors it caused show up by code (NOT_FOUND, INVALID_ARGUMENT).
 Dashboard variables are substituted as Grafana would ($model, $job -> ".*",
 $__rate_interval -> 4 scrape intervals).
 
