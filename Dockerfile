@@ -36,9 +36,9 @@ COPY . .
 RUN ./scripts/fetch_tokenizer.sh /src/third_party/tokenizer
 RUN TORCH_CMAKE="$(/opt/torch/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
     && export TORCH_CUDA_ARCH_LIST \
-    && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DVLMD_BUILD_TESTS=OFF \
-         -DCMAKE_PREFIX_PATH="${TORCH_CMAKE}" -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST}" \
-    && cmake --build build -j "${JOBS}" --target vlmd vlmctl
+    && BUILD_TYPE=Release JOBS="${JOBS}" TARGETS="vlmd vlmctl" ./scripts/build.sh \
+         -DVLMD_BUILD_TESTS=OFF -DCMAKE_PREFIX_PATH="${TORCH_CMAKE}" \
+         -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST}"
 # What the runtime stage takes: the two binaries; libtorch and the CUDA libraries of the wheel
 # (nvidia-* packages) at the same relative paths, so the wheel's RPATHs still resolve; and the
 # other shared libraries the binaries load (gRPC, protobuf, abseil, prometheus-cpp, ...), found
