@@ -142,6 +142,11 @@ StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what) {
     return InvalidImage(what, absl::StrCat("corrupt or truncated ", info.format,
                                            " header (stb: ", stbi_failure_reason(), ")"));
   }
+  // stb reports a BMP or GIF of width or height 0 as a valid image: one with no pixels.
+  if (info.width <= 0 || info.height <= 0) {
+    return InvalidImage(what, absl::StrCat(info.format, " of ", info.width, "x", info.height,
+                                           " has no pixels"));
+  }
   // A PNG that stb cannot read past IHDR keeps IHDR's values; decoding will say why.
   return info;
 }

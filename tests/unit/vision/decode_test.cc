@@ -160,6 +160,17 @@ TEST(DecodeTest, JpegAndGifHeadersAreCheckedToo) {
   ExpectInvalid(DecodeImage(gif, DecodeLimits{}, "big.gif"), "65535x65535");
 }
 
+// Found by tests/fuzz/image_fuzzer.cc: stb reports a BMP of width 0 as a valid image, and
+// DecodeImage returned a 0 x 1174016 image with no pixels.
+TEST(DecodeTest, ZeroWidthImageIsInvalid) {
+  const std::string bmp(
+      "BM\x82\0\0\0\0\0\0\0>\0\0\0(\0\0\0\0\0\0\0\0\xea\x11\0\x01\0\x01\0"
+      "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xaa\xaa\x12\0",
+      50);
+  ExpectInvalid(DecodeImage(bmp, DecodeLimits{}, "empty.bmp"), "has no pixels");
+  EXPECT_FALSE(ProbeImage(bmp, "empty.bmp").ok());
+}
+
 // PIL reads 16-bit BMPs only as 5-5-5 or 5-6-5 and refuses other bitfield layouts; so do we.
 TEST(DecodeTest, OddSixteenBitBmpLayoutIsRefused) {
   std::string bmp = ReadSourceFile(std::string(kUnitDir) + "bmp16_565.bmp");
