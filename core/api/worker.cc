@@ -10,13 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "core/engine/model_bundle.h"
-#include "core/train/example.h"
+#include "core/train/sample_source.h"
 #include "core/train/logging_jsonl_sink.h"
 #include "core/train/plot.h"
 #include "core/train/progress.h"
 #include "core/train/tensorboard.h"
 #include "core/train/trainer.h"
-#include "core/train/validate.h"
 
 namespace vlmd::api {
 namespace {
@@ -24,26 +23,6 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true); }
-
-// Builds training examples on demand from validated samples.
-class SampleSource : public ExampleSource {
- public:
-  SampleSource(std::vector<Sample> samples, const ExampleOptions* options)
-      : samples_(std::move(samples)), options_(options) {}
-  size_t size() const override { return samples_.size(); }
-  StatusOr<TrainExample> Get(size_t index) const override {
-    ASSIGN_OR_RETURN(TokenizedExample ex, BuildExample(samples_[index], *options_));
-    TrainExample out;
-    out.ids = std::move(ex.ids);
-    out.labels = std::move(ex.labels);
-    out.images = ToImageBatch(ex.images);
-    return out;
-  }
-
- private:
-  std::vector<Sample> samples_;
-  const ExampleOptions* options_;
-};
 
 // The sinks of a worker: progress lines on stdout and in progress.jsonl, logging.jsonl,
 // TensorBoard events under runs/, plots under images/.
@@ -69,28 +48,6 @@ Status OpenSinks(const std::string& dir, WorkerSinks* sinks) {
   return absl::OkStatus();
 }
 
-// Reads and validates data sets; the report goes to the job log.
-StatusOr<std::vector<Sample>> LoadSamples(const std::vector<std::string>& names,
-                                          const ExampleOptions& examples, const JobSpec& spec,
-                                          TrainingSink* sink) {
-  const char* root = std::getenv("VLMD_DATA_ROOT");
-  std::vector<DatasetSource> sources;
-  for (const std::string& name : names) {
-    ASSIGN_OR_RETURN(DatasetSource s, ResolveDatasetName(name, root ? root : ""));
-    sources.push_back(std::move(s));
-  }
-  ValidationOptions options;
-  options.max_length = spec.max_length;
-  ASSIGN_OR_RETURN(ValidatedDataset v,
-                   ValidateDataset(sources, DatasetReadOptions(), examples, options));
-  sink->OnLogLine(v.report.Summary());
-  if (!v.report.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("data set validation failed: ",
-                                                   v.report.Summary()));
-  }
-  return KeepTrainable(std::move(v.samples), v.report);
-}
-
 StatusOr<ModelOptions> WorkerModelOptions(const JobSpec& spec) {
   ModelOptions options;
   options.device = spec.gpus > 0 && at::hasCUDA() ? "cuda" : "cpu";
@@ -109,23 +66,20 @@ Status Train(const JobSpec& spec, const std::string& fallback, TrainingSink* sin
   if (bundle->tokenizer == nullptr) {
     return absl::FailedPreconditionError("the model has no tokenizer.json; training needs one");
   }
-  ASSIGN_OR_RETURN(ExampleOptions examples,
-                   MakeExampleOptions(bundle->model->config(), bundle->preprocessor,
-                                      bundle->tokenizer, spec.min_pixels, spec.max_pixels));
-  ASSIGN_OR_RETURN(std::vector<Sample> train, LoadSamples(spec.datasets, examples, spec, sink));
-  std::vector<Sample> val;
-  if (!spec.val_datasets.empty()) {
-    ASSIGN_OR_RETURN(val, LoadSamples(spec.val_datasets, examples, spec, sink));
-  } else if (spec.split_ratio > 0) {
-    ASSIGN_OR_RETURN(TrainValSplit split,
-                     SplitTrainVal(std::move(train), spec.split_ratio, spec.seed));
-    train = std::move(split.train);
-    val = std::move(split.val);
+  JobDataOptions data_options;
+  const char* root = std::getenv("VLMD_DATA_ROOT");
+  data_options.data_root = root ? root : "";
+  ASSIGN_OR_RETURN(JobData data, LoadJobData(spec, bundle->model->config(), bundle->preprocessor,
+                                             bundle->tokenizer, data_options));
+  sink->OnLogLine(data.Summary());
+  if (!data.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data set validation failed: ", data.Summary()));
   }
-  sink->OnLogLine(absl::StrCat("training on ", train.size(), " samples, validating on ",
-                               val.size(), " (device ", model_options.device, ")"));
-  SampleSource train_source(std::move(train), &examples), val_source(std::move(val), &examples);
-  Trainer trainer(spec, bundle, &train_source, val_source.size() ? &val_source : nullptr, sink);
+  JobSources sources = MakeJobSources(std::move(data));
+  sink->OnLogLine(absl::StrCat("training on ", sources.train->size(), " samples, validating on ",
+                               sources.val->size(), " (device ", model_options.device, ")"));
+  Trainer trainer(spec, bundle, sources.train.get(),
+                  sources.val->size() ? sources.val.get() : nullptr, sink);
   RETURN_IF_ERROR(trainer.Init());
   Status status = trainer.Run(g_stop);
   *step_reached = trainer.progress().global_step;

@@ -46,7 +46,8 @@ struct ImagePolicy {
 // under policy.allowed_roots when set; refused over policy.decode.max_bytes). Errors name the
 // image as src.Describe(index) does: PERMISSION_DENIED outside the roots, NOT_FOUND for a
 // missing file, INVALID_ARGUMENT over the size limit. Thread-safe. Also used by core/train.
-StatusOr<std::string> LoadImageBytes(const ImageSource& src, size_t index, const ImagePolicy& policy);
+StatusOr<std::string> LoadImageBytes(const ImageSource& src, size_t index,
+                                     const ImagePolicy& policy);
 
 // Model input for one sequence.
 struct PreparedPrompt {

@@ -14,6 +14,7 @@
 
 #ifdef VLMD_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace vlmd::compat {
@@ -28,6 +29,24 @@ inline void SetGeneratorState(const at::Device& device, const at::Tensor& state)
   at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
+}
+
+// Starts a new peak-memory window on a CUDA device (no-op elsewhere).
+inline void ResetPeakMemory(const at::Device& device) {
+#ifdef VLMD_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#else
+  (void)device;
+#endif
+}
+
+// Waits for the device's queued work (no-op on the CPU).
+inline void Synchronize(const at::Device& device) {
+#ifdef VLMD_CUDA
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+#else
+  (void)device;
+#endif
 }
 
 // Peak bytes allocated on a CUDA device in GiB (0 in CPU-only builds).

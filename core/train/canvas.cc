@@ -94,7 +94,8 @@ void Canvas::DrawPolyline(const std::vector<PointF>& points, double line_width, 
 
 void Canvas::DrawText(const std::string& text, int x, int y, int scale, Rgb color) {
   std::string copy = text;  // stb_easy_font takes a mutable char*
-  std::vector<char> buffer(copy.size() * 300 + 64);
+  // 64 bytes per quad; a glyph has at most a dozen segments (stb's "~270 bytes" is an average).
+  std::vector<char> buffer(copy.size() * 1024 + 1024);
   const int quads = stb_easy_font_print(0, 0, copy.data(), nullptr, buffer.data(),
                                         static_cast<int>(buffer.size()));
   constexpr int kVertexBytes = 16;  // x, y, z floats + 4 colour bytes
@@ -118,8 +119,8 @@ int Canvas::TextHeight(int scale) { return 7 * scale; }  // cap height of stb_ea
 
 StatusOr<std::string> Canvas::EncodePng() const {
   std::string png;
-  if (stbi_write_png_to_func(AppendBytes, &png, width_, height_, 3, pixels_.data(),
-                             width_ * 3) == 0) {
+  if (stbi_write_png_to_func(AppendBytes, &png, width_, height_, 3, pixels_.data(), width_ * 3) ==
+      0) {
     return absl::InternalError("PNG encoding failed");
   }
   return png;

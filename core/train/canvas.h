@@ -11,6 +11,7 @@
 
 namespace vlmd {
 
+// An 8-bit sRGB colour.
 struct Rgb {
   uint8_t r = 0, g = 0, b = 0;
 };
@@ -25,14 +26,17 @@ struct ClipRect {
   int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
 };
 
+// An RGB image being drawn on. Drawing is clipped to the canvas.
 class Canvas {
  public:
+  // A width x height canvas (at least 1x1) filled with `background`.
   Canvas(int width, int height, Rgb background);
 
   int width() const { return width_; }
   int height() const { return height_; }
   // Row-major interleaved RGB, height*width*3 bytes.
   const std::vector<uint8_t>& pixels() const { return pixels_; }
+  // The pixel at (x, y); both must be inside the canvas.
   Rgb At(int x, int y) const;
 
   // Fills [x0, x1) x [y0, y1), clipped to the canvas.

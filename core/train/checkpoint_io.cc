@@ -1,5 +1,7 @@
 #include "core/train/checkpoint_io.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>

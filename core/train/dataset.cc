@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "core/base/file_util.h"
 #include "core/train/csv.h"
 #include "core/train/dataset_row.h"
@@ -63,7 +64,10 @@ void ReadJsonl(const std::string& text, FileReader* reader) {
       reader->AddRow(json::parse(view.begin(), view.end()), line);
     } catch (const json::exception& e) {
       ++reader->result->rows;
-      reader->AddIssue(line, IssueKind::kBadJson, absl::StrCat("bad JSON: ", JsonMessage(e)));
+      // The row is one line, so nlohmann's "at line 1, column N" only needs its column.
+      const std::string message =
+          absl::StrReplaceAll(JsonMessage(e), {{"at line 1, column ", "at column "}});
+      reader->AddIssue(line, IssueKind::kBadJson, absl::StrCat("bad JSON: ", message));
     }
   }
 }
@@ -80,9 +84,9 @@ void ReadJsonArray(const std::string& text, FileReader* reader) {
     return reader->AddIssue(1, IssueKind::kBadJson, absl::StrCat("bad JSON: ", JsonMessage(e)));
   }
   if (!rows.is_array()) {
-    return reader->AddIssue(1, IssueKind::kBadRow,
-                            absl::StrCat("a .json data file must hold a list of rows (got ",
-                                         rows.type_name(), ")"));
+    return reader->AddIssue(
+        1, IssueKind::kBadRow,
+        absl::StrCat("a .json data file must hold a list of rows (got ", rows.type_name(), ")"));
   }
   for (size_t i = 0; i < rows.size(); ++i) reader->AddRow(rows[i], static_cast<int64_t>(i) + 1);
 }
@@ -154,9 +158,9 @@ StatusOr<DatasetReadResult> ReadDatasetFile(const std::string& path,
   DatasetReadResult result;
   result.issues = IssueList(options.max_issues);
   result.files = 1;
-  FileReader reader{RowContext{path, 0, DirName(path), latex_ocr, &options.allowed_roots,
-                               format == Format::kCsv},
-                    &result};
+  FileReader reader{
+      RowContext{path, 0, DirName(path), latex_ocr, &options.allowed_roots, format == Format::kCsv},
+      &result};
   if (format == Format::kJsonl) ReadJsonl(text, &reader);
   if (format == Format::kJson) ReadJsonArray(text, &reader);
   if (format == Format::kCsv) ReadCsv(text, &reader);
@@ -212,9 +216,10 @@ StatusOr<TrainValSplit> SplitTrainVal(std::vector<Sample> samples, double ratio,
   }
   const size_t val = std::max<size_t>(static_cast<size_t>(static_cast<double>(n) * ratio), 1);
   if (val >= n) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        n, " samples are too few to hold out ", val, " for validation and train on the rest; "
-        "add rows, or set split_ratio 0 and give a validation data set"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(n, " samples are too few to hold out ", val,
+                     " for validation and train on the rest; "
+                     "add rows, or set split_ratio 0 and give a validation data set"));
   }
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
@@ -228,17 +233,28 @@ StatusOr<TrainValSplit> SplitTrainVal(std::vector<Sample> samples, double ratio,
 
 const char* IssueKindName(IssueKind kind) {
   switch (kind) {
-    case IssueKind::kBadJson: return "bad_json";
-    case IssueKind::kBadCsv: return "bad_csv";
-    case IssueKind::kBadRow: return "bad_row";
-    case IssueKind::kImageTags: return "image_tags";
-    case IssueKind::kImageOutsideRoots: return "image_outside_roots";
-    case IssueKind::kImageMissing: return "image_missing";
-    case IssueKind::kImageUnsupported: return "image_unsupported";
-    case IssueKind::kImageUnreadable: return "image_unreadable";
-    case IssueKind::kImageCorrupt: return "image_corrupt";
-    case IssueKind::kImageTooLarge: return "image_too_large";
-    case IssueKind::kTooLong: return "too_long";
+    case IssueKind::kBadJson:
+      return "bad_json";
+    case IssueKind::kBadCsv:
+      return "bad_csv";
+    case IssueKind::kBadRow:
+      return "bad_row";
+    case IssueKind::kImageTags:
+      return "image_tags";
+    case IssueKind::kImageOutsideRoots:
+      return "image_outside_roots";
+    case IssueKind::kImageMissing:
+      return "image_missing";
+    case IssueKind::kImageUnsupported:
+      return "image_unsupported";
+    case IssueKind::kImageUnreadable:
+      return "image_unreadable";
+    case IssueKind::kImageCorrupt:
+      return "image_corrupt";
+    case IssueKind::kImageTooLarge:
+      return "image_too_large";
+    case IssueKind::kTooLong:
+      return "too_long";
   }
   return "bad_row";
 }

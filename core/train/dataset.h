@@ -50,6 +50,7 @@ struct DatasetIssue {
 class IssueList {
  public:
   explicit IssueList(size_t max_kept = 100) : max_kept_(max_kept) {}
+  // Counts `issue` and keeps it while fewer than max_kept are kept.
   void Add(DatasetIssue issue);
   // Adds another list's counts and as many of its kept issues as fit.
   void Merge(const IssueList& other);
@@ -94,6 +95,7 @@ inline constexpr char kLatexOcrQuery[] = "Using LaTeX to perform OCR on the imag
 // NOT_FOUND naming the folder when a named set has no train.jsonl.
 StatusOr<DatasetSource> ResolveDatasetName(const std::string& name, const std::string& data_root);
 
+// How data files are read.
 struct DatasetReadOptions {
   // Data files and images must resolve under these; nullopt = anywhere (offline tool, tests).
   std::optional<std::vector<std::string>> allowed_roots;

@@ -17,10 +17,10 @@ constexpr char kImageTag[] = "<image>";
 constexpr size_t kImageTagSize = sizeof(kImageTag) - 1;
 
 // Returns from the enclosing function when `expr` yields a RowError.
-#define RETURN_IF_ROW_ERROR(expr)                                \
-  do {                                                           \
-    std::optional<RowError> row_error_ = (expr);                 \
-    if (row_error_.has_value()) return row_error_;               \
+#define RETURN_IF_ROW_ERROR(expr)                  \
+  do {                                             \
+    std::optional<RowError> row_error_ = (expr);   \
+    if (row_error_.has_value()) return row_error_; \
   } while (0)
 
 RowError Bad(std::string reason) { return {IssueKind::kBadRow, std::move(reason)}; }
@@ -48,7 +48,7 @@ std::optional<RowError> RequiredString(const json& row, const char* key, std::st
   return OptionalString(row, key, out);
 }
 
-// A list field; CSV cells hold it as JSON text. Absent, null or "" gives an empty list.
+// A list field; CSV cells hold it as JSON text. Absent or null gives an empty list.
 std::optional<RowError> ListField(const json& row, const char* key, bool from_csv, json* out) {
   *out = json::array();
   auto it = row.find(key);
@@ -139,7 +139,8 @@ std::optional<RowError> ParseContentList(const json& parts, size_t index, ChatMe
       const std::string path = ImagePartPath(part);
       if (!path.empty()) part_images->push_back(path);
     } else {
-      return Bad(absl::StrCat("messages[", index, "].content parts must be {\"type\": \"text\", "
+      return Bad(absl::StrCat("messages[", index,
+                              "].content parts must be {\"type\": \"text\", "
                               "\"text\": ...} or {\"type\": \"image\", \"image\": path}"));
     }
   }
@@ -208,9 +209,10 @@ std::optional<RowError> ParseLayout(const json& row, const RowContext& context,
     return ParseQueryResponse(row, context, messages);
   }
   if (context.latex_ocr && row.contains("text")) return ParseLatexOcr(row, messages);
-  return Bad(absl::StrCat("no known layout: expected \"messages\", \"conversations\", "
-                          "\"query\"/\"response\" or \"instruction\"/\"output\" (keys: ",
-                          KeyList(row), ")"));
+  return Bad(
+      absl::StrCat("no known layout: expected \"messages\", \"conversations\", "
+                   "\"query\"/\"response\" or \"instruction\"/\"output\" (keys: ",
+                   KeyList(row), ")"));
 }
 
 // A non-empty "system" column becomes the system turn unless the conversation has one.
@@ -229,7 +231,9 @@ std::optional<RowError> ReadImagePaths(const json& row, const RowContext& contex
                                        std::vector<std::string>* paths) {
   const char* key = context.latex_ocr && !row.contains("images") ? "image" : "images";
   auto it = row.find(key);
-  if (it != row.end() && it->is_string() && !absl::StartsWith(it->get<std::string>(), "[")) {
+  const bool csv_list = context.from_csv && it != row.end() && it->is_string() &&
+                        absl::StartsWith(it->get<std::string>(), "[");
+  if (it != row.end() && it->is_string() && !csv_list) {
     if (!it->get<std::string>().empty()) paths->push_back(it->get<std::string>());
     return std::nullopt;
   }
@@ -325,8 +329,8 @@ std::optional<RowError> CheckTurnOrder(const std::vector<ChatMessage>& messages)
   for (size_t turn = 0; i < messages.size(); ++i, ++turn) {
     const char* expected = turn % 2 == 0 ? "user" : "assistant";
     if (messages[i].role != expected) {
-      return Bad(absl::StrCat("turn ", i + 1, " is '", messages[i].role, "', expected '",
-                              expected, "' (an optional system turn first, then user and "
+      return Bad(absl::StrCat("turn ", i + 1, " is '", messages[i].role, "', expected '", expected,
+                              "' (an optional system turn first, then user and "
                               "assistant alternating)"));
     }
   }

@@ -67,9 +67,8 @@ StatusOr<ExampleOptions> MakeExampleOptions(const ModelConfig& config,
 StatusOr<TemplateTokens> TokenizeTemplate(const Sample& sample, const ExampleOptions& options) {
   if (options.tokenizer == nullptr) return absl::FailedPreconditionError("no tokenizer");
   TemplateTokens out;
-  for (const TemplateSegment& segment :
-       ChatTemplateSegments(sample.messages, /*add_generation_prompt=*/false,
-                            options.default_system)) {
+  for (const TemplateSegment& segment : ChatTemplateSegments(
+           sample.messages, /*add_generation_prompt=*/false, options.default_system)) {
     const std::vector<int32_t> ids = options.tokenizer->Encode(segment.text);
     out.ids.insert(out.ids.end(), ids.begin(), ids.end());
     if (segment.trainable) {
@@ -89,10 +88,10 @@ StatusOr<TemplateTokens> TokenizeTemplate(const Sample& sample, const ExampleOpt
 
 StatusOr<int64_t> ImageTokenCount(int height, int width, const PreprocessOptions& options) {
   const int factor = options.patch_size * options.merge_size;
-  ASSIGN_OR_RETURN(ResizedSize size, SmartResize(height, width, factor, options.min_pixels,
-                                                 options.max_pixels));
-  const int64_t patches = static_cast<int64_t>(size.height / options.patch_size) *
-                          (size.width / options.patch_size);
+  ASSIGN_OR_RETURN(ResizedSize size,
+                   SmartResize(height, width, factor, options.min_pixels, options.max_pixels));
+  const int64_t patches =
+      static_cast<int64_t>(size.height / options.patch_size) * (size.width / options.patch_size);
   return patches / (options.merge_size * options.merge_size);
 }
 

@@ -35,13 +35,13 @@ const char* DtypeName(at::ScalarType t) {
   return t == at::kFloat ? "float32" : t == at::kHalf ? "float16" : "bfloat16";
 }
 
-// The merged value of one base tensor: W + (B A s) in the base dtype, as PEFT's merge.
-at::Tensor MergedTensor(const TensorView& view, const LoraModule* module) {
-  at::ScalarType base_dtype = ToScalarType(view.dtype);
-  at::Tensor w = ToTensor(view, base_dtype, at::kCPU);
+// The merged value of one base tensor: W + (B A s), computed as PEFT's merge does on a model
+// loaded in the output dtype (the delta in float32, cast to that dtype, then added).
+at::Tensor MergedTensor(const TensorView& view, const LoraModule* module, at::ScalarType dtype) {
+  at::Tensor w = ToTensor(view, dtype, at::kCPU);
   if (module == nullptr) return w;
   at::Tensor delta = at::matmul(module->b.to(at::kFloat), module->a.to(at::kFloat)) * module->scale;
-  return w.reshape({delta.size(0), delta.size(1)}) + delta.to(base_dtype);
+  return w.reshape({delta.size(0), delta.size(1)}) + delta.to(dtype);
 }
 
 Status WriteConfigs(const MergeOptions& o, at::ScalarType dtype, const std::string& adapter_dir) {
@@ -106,8 +106,8 @@ StatusOr<MergeStats> MergeAdapter(const MergeOptions& o) {
       const VisionConfig& v = config.vision;
       shape = {v.embed_dim, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size};
     }
-    sources.push_back({canonical, shape, [view, m, shape] {
-                         return MergedTensor(*view, m).reshape(shape);
+    sources.push_back({canonical, shape, [view, m, shape, dtype] {
+                         return MergedTensor(*view, m, dtype).reshape(shape);
                        }});
     stats.bytes += view->numel() * static_cast<int64_t>(c10::elementSize(dtype));
   }

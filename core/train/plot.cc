@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -9,17 +10,19 @@
 #include "absl/strings/str_replace.h"
 #include "core/base/file_util.h"
 #include "core/base/logging.h"
+#include "core/train/tensorboard.h"
 
 namespace vlmd {
 namespace {
 
 constexpr int kWidth = 800, kHeight = 500;
-constexpr int kLeft = 110, kRight = kWidth - 24, kTop = 52, kBottom = kHeight - 56;
+constexpr int kLeft = 110, kRight = kWidth - 32, kTop = 52, kBottom = kHeight - 56;
 constexpr Rgb kBackground{255, 255, 255};
 constexpr Rgb kGrid{228, 228, 228};
 constexpr Rgb kAxis{90, 90, 90};
 constexpr Rgb kText{40, 40, 40};
 constexpr Rgb kLine{255, 112, 67};  // TensorBoard's orange
+constexpr size_t kMaxDotted = 20;
 
 // The range of the finite values in `a` and `b`, padded by 5% (a flat range gets +-1 or 10%).
 std::pair<double, double> ValueRange(const std::vector<double>& a, const std::vector<double>& b) {
@@ -69,6 +72,17 @@ void DrawAxes(const Mapping& m, Canvas* canvas) {
   canvas->DrawText("step", kRight - Canvas::TextWidth("step", 2), kBottom + 32, 2, kText);
 }
 
+// The tags PlotWriter draws: SWIFT's four train curves and every eval metric but the timings.
+bool IsPlotted(const std::string& tag) {
+  for (const char* t : {"train/loss", "train/acc", "train/learning_rate", "train/grad_norm"}) {
+    if (tag == t) return true;
+  }
+  for (const char* t : {"eval/runtime", "eval/samples_per_second", "eval/steps_per_second"}) {
+    if (tag == t) return false;
+  }
+  return tag.rfind("eval/", 0) == 0;
+}
+
 std::vector<PointF> ToPixels(const Mapping& m, const std::vector<int64_t>& steps,
                              const std::vector<double>& values) {
   std::vector<PointF> points;
@@ -81,8 +95,8 @@ std::vector<PointF> ToPixels(const Mapping& m, const std::vector<int64_t>& steps
 }  // namespace
 
 std::vector<double> SmoothTensorBoard(const std::vector<double>& values, double weight) {
-  if (values.empty() || std::all_of(values.begin(), values.end(),
-                                    [&](double v) { return v == values.front(); })) {
+  if (values.empty() ||
+      std::all_of(values.begin(), values.end(), [&](double v) { return v == values.front(); })) {
     return values;
   }
   std::vector<double> out;
@@ -121,8 +135,8 @@ Ticks NiceTicks(double lo, double hi, int target, double min_step) {
 
 std::string FormatTick(double value, double step, double max_abs) {
   if (max_abs >= 1e6 || (max_abs > 0 && max_abs < 1e-3)) {
-    const int digits = std::max(0, static_cast<int>(std::floor(std::log10(max_abs)) -
-                                                    std::floor(std::log10(step) + 1e-9)));
+    const int digits = std::max(
+        0, static_cast<int>(std::floor(std::log10(max_abs)) - std::floor(std::log10(step) + 1e-9)));
     return absl::StrFormat("%.*e", digits, value);
   }
   const int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
@@ -140,12 +154,37 @@ Canvas RenderPlot(const std::string& title, const PlotSeries& series, double smo
   DrawAxes(m, &canvas);
   const ClipRect clip{kLeft + 1, kTop, kRight + 1, kBottom};
   canvas.DrawPolyline(ToPixels(m, series.steps, series.values), 1.5, kLine, 0.3, clip);
-  canvas.DrawPolyline(ToPixels(m, series.steps, smoothed), 2.5, kLine, 1.0, clip);
+  const std::vector<PointF> bold = ToPixels(m, series.steps, smoothed);
+  canvas.DrawPolyline(bold, 2.5, kLine, 1.0, clip);
+  // Few points (evaluations) also get a dot each, so a single one is visible.
+  if (bold.size() <= kMaxDotted) {
+    for (const PointF& p : bold) canvas.DrawPolyline({p}, 7.0, kLine, 1.0, clip);
+  }
   canvas.DrawText(title, (kWidth - Canvas::TextWidth(title, 3)) / 2, 14, 3, kText);
   return canvas;
 }
 
+PlotSeries SortedByStep(const PlotSeries& series) {
+  const size_t n = std::min(series.steps.size(), series.values.size());
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return series.steps[a] < series.steps[b]; });
+  PlotSeries out;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = order[k];
+    if (!out.steps.empty() && out.steps.back() == series.steps[i]) {
+      out.values.back() = series.values[i];  // stable order: the later write wins
+      continue;
+    }
+    out.steps.push_back(series.steps[i]);
+    out.values.push_back(series.values[i]);
+  }
+  return out;
+}
+
 void PlotWriter::Add(const std::string& tag, int64_t step, double value) {
+  if (!IsPlotted(tag)) return;
   std::lock_guard<std::mutex> lock(mu_);
   PlotSeries& s = series_[tag];
   s.steps.push_back(step);
@@ -172,20 +211,42 @@ Status PlotWriter::WriteAll() {
   for (const auto& [tag, series] : series_) {
     const std::string path =
         JoinPath(images_dir_, absl::StrCat(absl::StrReplaceAll(tag, {{"/", "_"}}), ".png"));
-    ASSIGN_OR_RETURN(std::string png, RenderPlot(tag, series, smoothing_).EncodePng());
+    ASSIGN_OR_RETURN(std::string png,
+                     RenderPlot(tag, SortedByStep(series), smoothing_).EncodePng());
     RETURN_IF_ERROR(WriteFileAtomic(path, png));
+  }
+  return absl::OkStatus();
+}
+
+Status PlotWriter::LoadHistory(const std::string& runs_dir) {
+  std::vector<std::string> files;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(runs_dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("events.out.tfevents.", 0) == 0) files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());  // the name starts with the creation time
+  for (const std::string& file : files) {
+    ASSIGN_OR_RETURN(auto scalars, ReadTensorBoardScalars(file, /*allow_partial_tail=*/true));
+    for (const auto& [tag, points] : scalars) {
+      for (const ScalarPoint& p : points) Add(tag, p.step, p.value);
+    }
   }
   return absl::OkStatus();
 }
 
 void PlotWriter::OnCheckpoint(const CheckpointEvent& event) {
   Status status = WriteAll();
-  if (!status.ok()) VLMD_LOG(Warning) << "plots at step " << event.step << ": " << status;
+  if (!status.ok()) {
+    VLMD_LOG(Warning) << "plots at step " << event.step << ": " << status;
+  }
 }
 
 void PlotWriter::OnFinish(const TrainSummary& summary) {
   Status status = WriteAll();
-  if (!status.ok()) VLMD_LOG(Warning) << "final plots: " << status;
+  if (!status.ok()) {
+    VLMD_LOG(Warning) << "final plots: " << status;
+  }
 }
 
 }  // namespace vlmd

@@ -27,6 +27,7 @@ struct Ticks {
   std::vector<double> values;
   double step = 1;
 };
+// See Ticks. Empty when hi <= lo.
 Ticks NiceTicks(double lo, double hi, int target, double min_step = 0);
 // A tick label with just enough digits for `step`; scientific notation for very small or
 // large magnitudes (e.g. learning rates: "2.0e-05").
@@ -38,12 +39,17 @@ struct PlotSeries {
   std::vector<double> values;
 };
 
+// The points ordered by step; when a step occurs more than once (a resumed job re-logging the
+// steps after its checkpoint) the value added last wins. Pure.
+PlotSeries SortedByStep(const PlotSeries& series);
+
 // Renders `series` as an 800x500 line plot titled `title`. Pure.
 Canvas RenderPlot(const std::string& title, const PlotSeries& series, double smoothing);
 
 // Collects train/loss, train/acc, train/learning_rate, train/grad_norm, eval/loss, eval/acc
-// (and eval/<extra>) and writes <images_dir>/<tag with '/' -> '_'>.png for every tag with data
-// at each checkpoint and at the end of the job. Files are replaced atomically. Thread-safe.
+// (and eval/<extra>; not eval/runtime and the eval speeds) and writes <images_dir>/<tag with '/' ->
+// '_'>.png for every tag with data at each checkpoint and at the end of the job. Files are replaced
+// atomically. Thread-safe.
 class PlotWriter : public TrainingSink {
  public:
   explicit PlotWriter(std::string images_dir, double smoothing = 0.9)
@@ -56,8 +62,12 @@ class PlotWriter : public TrainingSink {
 
   // Writes every plot now (creating images_dir). Returns the first error, naming the file.
   Status WriteAll();
-  // Adds one point to a tag's series.
+  // Adds one point to a tag's series (tags that are not plotted are ignored).
   void Add(const std::string& tag, int64_t step, double value);
+  // Adds the plotted tags of every event file in `runs_dir` (oldest file first), so that a
+  // resumed job's plots show the whole run. Call it before this job's TensorBoardSink writes.
+  // A missing folder is no error; a corrupt file is (DATA_LOSS naming it).
+  Status LoadHistory(const std::string& runs_dir);
 
  private:
   std::mutex mu_;

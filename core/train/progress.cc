@@ -175,12 +175,18 @@ bool ParseBody(const ordered_json& j, ProgressEvent* event) {
 
 const char* ProgressTypeName(ProgressEvent::Type type) {
   switch (type) {
-    case Type::kTrain: return "train";
-    case Type::kEval: return "eval";
-    case Type::kCheckpoint: return "checkpoint";
-    case Type::kState: return "state";
-    case Type::kLog: return "log";
-    case Type::kFinish: return "finish";
+    case Type::kTrain:
+      return "train";
+    case Type::kEval:
+      return "eval";
+    case Type::kCheckpoint:
+      return "checkpoint";
+    case Type::kState:
+      return "state";
+    case Type::kLog:
+      return "log";
+    case Type::kFinish:
+      return "finish";
   }
   return "log";
 }
@@ -226,8 +232,8 @@ StatusOr<ProgressEvent> ParseProgressLine(std::string_view line) {
 void ProgressSink::Write(const ProgressEvent& event) {
   const std::string line = FormatProgressLine(event) + "\n";
   std::lock_guard<std::mutex> lock(mu_);
-  const bool ok = std::fwrite(line.data(), 1, line.size(), out_) == line.size() &&
-                  std::fflush(out_) == 0;
+  const bool ok =
+      std::fwrite(line.data(), 1, line.size(), out_) == line.size() && std::fflush(out_) == 0;
   if (!ok && !write_failed_) {
     write_failed_ = true;
     VLMD_LOG(Warning) << "cannot write progress lines: " << std::strerror(errno);

@@ -22,8 +22,8 @@ struct TrainLog {
   double acc = 0;         // teacher-forced token accuracy (spec/swift.md §2)
   double grad_norm = 0;   // before clipping
   double learning_rate = 0;
-  double memory_gib = 0;          // peak device memory
-  double train_speed = 0;         // optimizer steps per second (SWIFT's iter/s)
+  double memory_gib = 0;   // peak device memory
+  double train_speed = 0;  // optimizer steps per second (SWIFT's iter/s)
   double samples_per_second = 0;
   double elapsed_s = 0;    // since training started
   double remaining_s = 0;  // estimate
@@ -47,8 +47,8 @@ struct EvalLog {
 // A checkpoint directory that was completely written.
 struct CheckpointEvent {
   int64_t step = 0;
-  std::string path;  // the checkpoint-N directory
-  bool best = false;  // best so far by metric_for_best_model
+  std::string path;                       // the checkpoint-N directory
+  bool best = false;                      // best so far by metric_for_best_model
   std::map<std::string, double> metrics;  // the eval metrics it was judged by (may be empty)
 };
 

@@ -121,9 +121,10 @@ void TensorBoardSink::OnEvalLog(const EvalLog& log) {
 }
 
 StatusOr<std::map<std::string, std::vector<ScalarPoint>>> ReadTensorBoardScalars(
-    const std::string& path) {
+    const std::string& path, bool allow_partial_tail) {
   ASSIGN_OR_RETURN(std::string contents, ReadFile(path));
-  ASSIGN_OR_RETURN(std::vector<std::string> records, ReadRecords(contents, path));
+  ASSIGN_OR_RETURN(std::vector<std::string> records,
+                   ReadRecords(contents, path, allow_partial_tail));
   if (records.empty()) return absl::DataLossError(absl::StrCat(path, ": no records"));
   std::map<std::string, std::vector<ScalarPoint>> scalars;
   for (size_t i = 0; i < records.size(); ++i) {

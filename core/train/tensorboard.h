@@ -59,7 +59,8 @@ struct ScalarPoint {
 // Parses an event file: checks every record's CRCs and that the first event is file_version
 // "brain.Event:2", then collects summary values with simple_value by tag in file order.
 // DATA_LOSS naming the file and byte offset for a corrupt record; NOT_FOUND for a missing file.
+// `allow_partial_tail` ignores a last record cut short by a writer that died (see ReadRecords).
 StatusOr<std::map<std::string, std::vector<ScalarPoint>>> ReadTensorBoardScalars(
-    const std::string& path);
+    const std::string& path, bool allow_partial_tail = false);
 
 }  // namespace vlmd

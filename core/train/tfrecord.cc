@@ -59,21 +59,25 @@ std::string FrameRecord(std::string_view data) {
   return out;
 }
 
-StatusOr<std::vector<std::string>> ReadRecords(std::string_view contents,
-                                               const std::string& source) {
+StatusOr<std::vector<std::string>> ReadRecords(std::string_view contents, const std::string& source,
+                                               bool allow_partial_tail) {
   std::vector<std::string> records;
   size_t pos = 0;
   while (pos < contents.size()) {
     auto fail = [&](const std::string& what) {
       return absl::DataLossError(absl::StrCat(source, ": record at byte ", pos, ": ", what));
     };
-    if (contents.size() - pos < kHeaderBytes) return fail("truncated header");
+    if (contents.size() - pos < kHeaderBytes) {
+      if (allow_partial_tail) break;
+      return fail("truncated header");
+    }
     const uint64_t length = ReadLittleEndian(contents, pos, 8);
     if (MaskCrc(Crc32c(contents.substr(pos, 8))) != ReadLittleEndian(contents, pos + 8, 4)) {
       return fail("length CRC mismatch");
     }
     if (length > contents.size() - pos - kHeaderBytes ||
         contents.size() - pos - kHeaderBytes - length < kFooterBytes) {
+      if (allow_partial_tail) break;
       return fail(absl::StrCat("truncated data (", length, " bytes announced)"));
     }
     std::string_view data = contents.substr(pos + kHeaderBytes, length);

@@ -21,17 +21,19 @@ uint32_t MaskCrc(uint32_t crc);
 // the masked CRC32C of the data.
 std::string FrameRecord(std::string_view data);
 // Splits `contents` into the data of its records, verifying both CRCs of each. DATA_LOSS naming
-// `source` and the record's byte offset for a bad CRC or a truncated record.
-StatusOr<std::vector<std::string>> ReadRecords(std::string_view contents,
-                                               const std::string& source);
+// `source` and the record's byte offset for a bad CRC or a truncated record; with
+// `allow_partial_tail`, a last record cut short (a writer that died mid-record) is dropped
+// instead, as TensorBoard does.
+StatusOr<std::vector<std::string>> ReadRecords(std::string_view contents, const std::string& source,
+                                               bool allow_partial_tail = false);
 
 // Protobuf wire-format encoder for the field kinds an Event uses.
 class ProtoWriter {
  public:
-  void Varint(int field, uint64_t value);          // wire type 0 (int64 as two's complement)
-  void Double(int field, double value);            // wire type 1 (fixed64)
-  void Bytes(int field, std::string_view value);   // wire type 2 (string, bytes, message)
-  void Float(int field, float value);              // wire type 5 (fixed32)
+  void Varint(int field, uint64_t value);         // wire type 0 (int64 as two's complement)
+  void Double(int field, double value);           // wire type 1 (fixed64)
+  void Bytes(int field, std::string_view value);  // wire type 2 (string, bytes, message)
+  void Float(int field, float value);             // wire type 5 (fixed32)
   const std::string& data() const { return out_; }
 
  private:

@@ -17,9 +17,12 @@ struct SampleProblem {
 
 IssueKind KindForLoadError(const Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kPermissionDenied: return IssueKind::kImageOutsideRoots;
-    case absl::StatusCode::kNotFound: return IssueKind::kImageMissing;
-    default: return IssueKind::kImageUnreadable;
+    case absl::StatusCode::kPermissionDenied:
+      return IssueKind::kImageOutsideRoots;
+    case absl::StatusCode::kNotFound:
+      return IssueKind::kImageMissing;
+    default:
+      return IssueKind::kImageUnreadable;
   }
 }
 
@@ -28,9 +31,11 @@ std::optional<SampleProblem> CheckImage(const ImageSource& source, size_t index,
                                         const ExampleOptions& options, int64_t* tokens) {
   const std::string what = source.Describe(index);
   StatusOr<std::string> bytes = LoadImageBytes(source, index, options.images);
-  if (!bytes.ok()) return SampleProblem{KindForLoadError(bytes.status()), std::string(bytes.status().message())};
+  if (!bytes.ok())
+    return SampleProblem{KindForLoadError(bytes.status()), std::string(bytes.status().message())};
   StatusOr<ImageInfo> info = ProbeImage(*bytes, what);
-  if (!info.ok()) return SampleProblem{IssueKind::kImageCorrupt, std::string(info.status().message())};
+  if (!info.ok())
+    return SampleProblem{IssueKind::kImageCorrupt, std::string(info.status().message())};
   const int64_t pixels = static_cast<int64_t>(info->width) * info->height;
   const int64_t limit = options.images.decode.max_pixels;
   if (limit > 0 && pixels > limit) {
@@ -65,6 +70,11 @@ std::optional<SampleProblem> CheckSample(const Sample& sample, const ExampleOpti
                                       " image) exceed max_length ", max_length)};
   }
   return std::nullopt;
+}
+
+// "1 row", "2 rows".
+std::string Count(int64_t n, const char* noun) {
+  return absl::StrCat(n, " ", noun, n == 1 ? "" : "s");
 }
 
 // "3 bad_json, 1 image_missing" for the error kinds (or the skipped kind) of a report.
@@ -106,21 +116,22 @@ double ValidationReport::MeanTokens() const {
 }
 
 std::string ValidationReport::Summary() const {
-  std::string out = absl::StrCat("Data check: ", rows, rows == 1 ? " row in " : " rows in ",
-                                 files, files == 1 ? " file. " : " files. ");
-  absl::StrAppend(&out, samples_ok, " samples are ready to train on");
+  std::string out = absl::StrCat("Data check: ", Count(rows, "row"), " in ", Count(files, "file"),
+                                 ". ", Count(samples_ok, "sample"),
+                                 samples_ok == 1 ? " is" : " are", " ready to train on");
   if (samples_ok > 0) {
     absl::StrAppendFormat(&out, " (up to %d tokens, %.0f on average, image tokens included)",
                           MaxTokens(), MeanTokens());
   }
   absl::StrAppend(&out, ".");
   if (skipped_too_long > 0) {
-    absl::StrAppend(&out, " ", skipped_too_long, " samples are longer than max_length ",
-                    max_length, " and will be skipped (first: ", FirstIssues(issues, false, 1),
+    absl::StrAppend(&out, " ", Count(skipped_too_long, "sample"),
+                    skipped_too_long == 1 ? " is" : " are", " longer than max_length ", max_length,
+                    " and will be skipped (first: ", FirstIssues(issues, false, 1),
                     "); raise max_length or lower max_pixels to keep them.");
   }
   if (errors > 0) {
-    absl::StrAppend(&out, " ", errors, errors == 1 ? " row has an error" : " rows have errors",
+    absl::StrAppend(&out, " ", Count(errors, "row"), errors == 1 ? " has an error" : " have errors",
                     " that must be fixed before training (", KindCounts(issues, true),
                     "); first: ", FirstIssues(issues, true, 3), ".");
   } else if (samples_ok == 0) {
@@ -145,7 +156,7 @@ StatusOr<ValidationReport> ValidateSamples(const std::vector<Sample>& samples,
     int64_t tokens = -1, image_tokens = 0;
     std::optional<SampleProblem> problem =
         CheckSample(sample, example_options, options.max_length, &tokens, &image_tokens);
-    SampleVerdict verdict = !problem ? SampleVerdict::kOk
+    SampleVerdict verdict = !problem                               ? SampleVerdict::kOk
                             : problem->kind == IssueKind::kTooLong ? SampleVerdict::kTooLong
                                                                    : SampleVerdict::kError;
     if (problem) report.issues.Add({sample.file, sample.line, problem->kind, problem->reason});

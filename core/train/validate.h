@@ -17,6 +17,7 @@
 
 namespace vlmd {
 
+// What validation enforces.
 struct ValidationOptions {
   int64_t max_length = 2048;  // tokens, image tokens included; <= 0 = no limit
   size_t max_issues = 100;    // issues kept in the report (all are counted)

@@ -3,8 +3,11 @@
 // vision tower and merger with rsLoRA and rank/alpha patterns; the merged checkpoint written
 // by transformers loads in vlmd with the same logits; vlmd's own merge equals the unmerged
 // adapter. Tolerances as in model_parity_test.cc.
+#include <unistd.h>
+
 #include "core/engine/model_bundle.h"
 #include "core/engine/step.h"
+#include "core/train/merge.h"
 #include "gtest/gtest.h"
 #include "tests/parity/fixtures.h"
 
@@ -94,6 +97,25 @@ TEST_P(LoraParity, MatchesPeft) {
     ASSERT_NE(m.bundle, nullptr);
     ExpectClose("HF merged checkpoint", Logits(*m.bundle->model, m, nullptr, ref),
                 ref["merged_logits"]);
+    // `vlmd merge` (streamed to disk) equals transformers' merge_and_unload + save_pretrained.
+    char tmpl[] = "/tmp/vlmd_merge_XXXXXX";
+    std::string out = std::string(mkdtemp(tmpl)) + "/merged";
+    MergeOptions options;
+    options.base_dir = FixturesDir() + "/" + c["model"].get<std::string>();
+    options.adapter_dir = FixturesDir() + "/" + c["adapter"].get<std::string>();
+    options.output_dir = out;
+    options.dtype = "float32";
+    auto stats = MergeAdapter(options);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->merged_modules, 14);
+    ModelOptions mo;
+    mo.device = testing::TestDevice();
+    mo.dtype = testing::TestDtype();
+    auto merged = ModelBundle::Load(out, mo, "");
+    ASSERT_TRUE(merged.ok()) << merged.status();
+    ExpectClose("vlmd merge on disk", Logits(*(*merged)->model, l, nullptr, ref),
+                ref["merged_logits"]);
+    std::system(("rm -rf " + out.substr(0, out.size() - 7)).c_str());
   }
 }
 
