@@ -117,7 +117,7 @@ TEST(PreprocessorConfig, ZeroPatchGeometryIsAnError) {
 // silently (hidden_size 4294967360 became 64), and huge mrope sections overflowed an int sum.
 TEST(ModelConfig, OutOfRangeIntegersAreErrors) {
   std::string wide = kFlat2B;
-  wide.replace(wide.find("\"hidden_size\": 1536"), 20, "\"hidden_size\": 4294968832");
+  wide.replace(wide.find("\"hidden_size\": 1536"), 19, "\"hidden_size\": 4294968832");
   auto c = ModelConfig::FromJson(wide, "config.json");
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(c.status().message()).find("out of range"), std::string::npos)
