@@ -174,6 +174,12 @@ StatusOr<AdapterInfo> InferenceServiceImpl::LoadAdapter(const std::string& name,
   std::string dir = path;
   if (config_.images.allowed_roots) {
     ASSIGN_OR_RETURN(dir, ResolveUnderRoots(path, *config_.images.allowed_roots));
+    // The files inside must not lead out of the roots either (a symlinked adapter_config.json
+    // could point at any file the server can read, or at a FIFO or device).
+    for (const char* file : {"adapter_config.json", "adapter_model.safetensors"}) {
+      RETURN_IF_ERROR(
+          ResolveUnderRoots(JoinPath(dir, file), *config_.images.allowed_roots).status());
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
