@@ -47,7 +47,7 @@ for t in "${TARGETS[@]}"; do
   [ -f "$SRC/tests/fuzz/$t.dict" ] && args+=("-dict=$SRC/tests/fuzz/$t.dict")
   # Text formats: long inputs only slow the search down (JSON parsing is linear, BPE is not).
   case "$t" in dataset|tokenizer) args+=(-max_len=2048) ;; config|job_spec) args+=(-max_len=4096) ;; esac
-  echo "== fuzz $t (${RUNS:+$RUNS runs}${RUNS:-${SECONDS_EACH}s})"
+  if [ -n "$RUNS" ]; then echo "== fuzz $t ($RUNS runs)"; else echo "== fuzz $t (${SECONDS_EACH}s)"; fi
   log="$BIN/fuzz_$t.log"
   if "$BIN/fuzz_$t" "${args[@]}" "$@" "$work" "$SRC/tests/fuzz/corpus/$t" >"$log" 2>&1; then
     grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|^Done " "$log" || true

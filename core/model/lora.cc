@@ -96,6 +96,12 @@ StatusOr<LoraConfig> LoraConfig::FromJson(const std::string& text, const std::st
   }
   RETURN_IF_ERROR(RejectUnsupported(j, source));
   LoraConfig c;
+  // nlohmann converts 1e300 or 2.5 to int without complaint (the first is undefined behaviour).
+  if (j.contains("r") && (!j["r"].is_number_integer() || j["r"].get<int64_t>() < 1 ||
+                          j["r"].get<int64_t>() > 65536)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": r must be an integer in [1, 65536], got ", j["r"].dump()));
+  }
   try {
     c.r = j.value("r", 8);
     c.lora_alpha = j.value("lora_alpha", 8.0);
