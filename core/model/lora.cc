@@ -72,6 +72,9 @@ Status RejectUnsupported(const json& j, const std::string& source) {
            !(j[key].is_boolean() && !j[key].get<bool>()) &&
            !(j[key].is_array() && j[key].empty());
   };
+  if (j.contains("peft_type") && !j["peft_type"].is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": peft_type must be a string"));
+  }
   if (j.value("peft_type", std::string("LORA")) != "LORA") {
     return absl::UnimplementedError(absl::StrCat(source, ": only peft_type LORA is supported"));
   }

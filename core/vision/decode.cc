@@ -206,6 +206,7 @@ StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& limits
   RETURN_IF_ERROR(CheckPixelLimit(info, limits, what));
   if (info.format == "jpeg") RETURN_IF_ERROR(vision_internal::CheckJpegComplete(data, what));
   if (info.format == "gif") return vision_internal::DecodeGifFirstFrame(data, what);
+  if (info.format == "bmp") RETURN_IF_ERROR(vision_internal::CheckBmpComplete(data, what));
   if (info.is_16_bit && info.channels == 1) return DecodeGrey16(data, what);
   ASSIGN_OR_RETURN(RgbImage image, DecodeRgb8(data, info, what));
   if (info.format == "bmp") RETURN_IF_ERROR(vision_internal::MatchPilBmp16(data, what, image));

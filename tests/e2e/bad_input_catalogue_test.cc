@@ -142,7 +142,11 @@ TEST_F(BadInputCatalogue, EveryRowGetsItsCodeAndMessageAndTheServerStaysHealthy)
   std::set<std::string> names, requests;
   for (const BadCase& c : cases) {
     EXPECT_TRUE(names.insert(c.name).second) << "duplicate row name: " << c.name;
-    requests.insert(c.method + '\0' + c.request + '\0' + c.token + '\0' + c.raw_authorization);
+    EXPECT_TRUE(requests
+                    .insert(c.method + '\0' + c.request + '\0' + c.token + '\0' +
+                            c.raw_authorization)
+                    .second)
+        << c.name << " sends the same request as an earlier row";
   }
   EXPECT_EQ(requests.size(), cases.size()) << "two rows send the same request";
   EXPECT_GE(cases.size(), 200u);

@@ -1,6 +1,7 @@
 // Catalogue rows for adapter management: names, directories that escape the root, and
 // adapter_config.json / adapter_model.safetensors files that are missing, malformed, symlinked
 // out of the root or do not fit the model.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -111,6 +112,7 @@ void PrepareAdapterFiles(const Env& env) {
   symlink("/etc/passwd", (a + "/weights_symlink/adapter_model.safetensors").c_str());
   fs::create_directories(a + "/config_fifo");
   mkfifo((a + "/config_fifo/adapter_config.json").c_str(), 0600);
+  WriteFile(a + "/config_fifo/adapter_model.safetensors", weights);
   MakeAdapter(env.outside + "/adapter", "", "");
   symlink((env.outside + "/adapter").c_str(), (a + "/escape").c_str());
   (void)q;
@@ -156,7 +158,7 @@ void AddAdapterCases(const Env& env, std::vector<BadCase>* out) {
       {"adapter_model.safetensors symlinked to /etc/passwd", a + "/weights_symlink",
        StatusCode::PERMISSION_DENIED, {"adapter_model.safetensors", outside}},
       {"adapter_config.json is a FIFO", a + "/config_fifo", StatusCode::INVALID_ARGUMENT,
-       {"adapter_config.json"}},
+       {"adapter_config.json", "not a regular file"}},
       {"malformed JSON", a + "/bad_json", StatusCode::INVALID_ARGUMENT,
        {"adapter_config.json", "not a JSON object"}},
       {"JSON array", a + "/array_json", StatusCode::INVALID_ARGUMENT, {"not a JSON object"}},
@@ -201,7 +203,8 @@ void AddAdapterCases(const Env& env, std::vector<BadCase>* out) {
   }
   out->push_back(Load("adapter for another model's shapes", "x", a + "/good", env.model,
                       StatusCode::INVALID_ARGUMENT, {"do not match the base layer|unknown module"}));
-  for (std::string name : {"", "ghost", "../fixture", "FIXTURE", std::string(2000, 'n')}) {
+  for (const std::string& name :
+       std::vector<std::string>{"", "ghost", "../fixture", "FIXTURE", std::string(2000, 'n')}) {
     v1::UnloadAdapterRequest r;
     r.set_name(name);
     out->push_back(Case("UnloadAdapter: '" + name.substr(0, 20) + "'", kUnloadAdapter, r,

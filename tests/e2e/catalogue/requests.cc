@@ -145,13 +145,15 @@ void AddMessages(std::vector<BadCase>* out) {
 }
 
 void AddNames(const Env& env, std::vector<BadCase>* out) {
-  for (std::string model : {"no-such-model", "TINY", "../tiny", std::string(4096, 'm'), " tiny"}) {
+  for (const std::string& model : std::vector<std::string>{"no-such-model", "TINY", "../tiny",
+                                                          std::string(4096, 'm'), " tiny"}) {
     v1::InferRequest r = Text();
     r.set_model(model);
     out->push_back(Case("unknown model '" + model.substr(0, 40) + "'", kInfer, r,
                         StatusCode::NOT_FOUND, {"model", model.substr(0, 40)}));
   }
-  for (std::string adapter : {"no-such-adapter", "FIXTURE", "../fixture", std::string(4096, 'a')}) {
+  for (const std::string& adapter : std::vector<std::string>{"no-such-adapter", "FIXTURE",
+                                                            "../fixture", std::string(4096, 'a')}) {
     v1::InferRequest r = Text();
     r.set_adapter(adapter);
     out->push_back(Case("unknown adapter '" + adapter.substr(0, 40) + "'", kInfer, r,
@@ -159,8 +161,8 @@ void AddNames(const Env& env, std::vector<BadCase>* out) {
   }
   v1::InferRequest other = Text();
   other.set_adapter("fixture");  // loaded for env.adapter_model, not for the default model
-  out->push_back(Case("adapter of another model", kInfer, other, StatusCode::NOT_FOUND,
-                      {"fixture", env.model}));
+  out->push_back(Case("adapter of another model", kInfer, other, StatusCode::INVALID_ARGUMENT,
+                      {"adapter 'fixture' belongs to model", env.model}));
 }
 
 }  // namespace

@@ -171,6 +171,16 @@ TEST(DecodeTest, ZeroWidthImageIsInvalid) {
   EXPECT_FALSE(ProbeImage(bmp, "empty.bmp").ok());
 }
 
+// Found by the bad-input catalogue: a BMP cut after its header decoded as a black image.
+TEST(DecodeTest, BmpWithoutItsPixelRowsIsTruncated) {
+  std::string bmp = ReadSourceFile(std::string(kUnitDir) + "bmp_rgb24.bmp");
+  ASSERT_GT(bmp.size(), 60u);
+  EXPECT_TRUE(DecodeImage(bmp, DecodeLimits{}, "full.bmp").ok());
+  for (size_t cut : {size_t{54}, size_t{100}, bmp.size() - 1}) {
+    ExpectInvalid(DecodeImage(bmp.substr(0, cut), DecodeLimits{}, "cut.bmp"), "truncated bmp");
+  }
+}
+
 // PIL reads 16-bit BMPs only as 5-5-5 or 5-6-5 and refuses other bitfield layouts; so do we.
 TEST(DecodeTest, OddSixteenBitBmpLayoutIsRefused) {
   std::string bmp = ReadSourceFile(std::string(kUnitDir) + "bmp16_565.bmp");
