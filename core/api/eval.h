@@ -44,6 +44,9 @@ struct EvalSampleResult {
   double edit_distance_char = 0;   // 1 - Levenshtein / max length (1 = identical)
   double edit_distance_token = 0;  // the same on space-separated tokens
   double bleu = 0;                 // sentence BLEU-4 on tokens
+  std::string finish_reason;       // stop, length (the answer was cut), or error
+  int64_t completion_tokens = 0;
+  std::string error;  // why generation failed (then prediction is "" and scored)
 };
 
 struct EvalSummary {
@@ -53,12 +56,17 @@ struct EvalSummary {
   double edit_distance_token = 0;
   double bleu = 0;                 // corpus BLEU-4 on tokens
   std::optional<double> eval_loss, eval_acc;
-  double seconds = 0;
-  double samples_per_second = 0;
-  std::string results_path;        // results.jsonl
+  double seconds = 0;             // the whole evaluation
+  double samples_per_second = 0;  // over the generation phase
+  std::string results_path;       // results.jsonl (summary.json lies next to it)
+  int64_t failed = 0;             // samples whose generation failed (scored as empty answers)
+  int64_t completion_tokens = 0;  // generated tokens, all samples
+  double tokens_per_second = 0;   // completion_tokens / seconds of generation
 };
 
-// Progress callback: (done, total, last finished sample). Return false to cancel.
+// Progress callback: (done, total, last finished sample), called from the Evaluate thread
+// once per finished sample; during the teacher-forced pass that follows, (total, total,
+// nullptr) between batches. Return false to cancel (Evaluate then returns CANCELLED).
 using EvalProgress = std::function<bool(int64_t, int64_t, const EvalSampleResult*)>;
 
 class EvalService {
@@ -68,6 +76,13 @@ class EvalService {
                                              std::vector<std::string> allowed_roots,
                                              std::string state_dir);
   virtual ~EvalService() = default;
+  // Runs one evaluation (blocking; several may run at once). Writes results.jsonl (one line
+  // per sample, in data order) and summary.json into the output directory. Errors:
+  // INVALID_ARGUMENT (bad request, unusable data rows), NOT_FOUND (model, adapter, job,
+  // checkpoint, data file), PERMISSION_DENIED (a path outside the allowed roots),
+  // FAILED_PRECONDITION (job_id without a job service, the job's base model not served, no
+  // validation split), CANCELLED, UNAVAILABLE (the inference service shuts down). A sample
+  // whose request fails is recorded with its error and scored as an empty answer.
   virtual StatusOr<EvalSummary> Evaluate(const EvalRequest& request,
                                          const EvalProgress& progress) = 0;
 };

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/api/inference_internal.h"
 #include "core/base/file_util.h"
 #include "core/base/logging.h"
 #include "core/engine/engine.h"
@@ -88,6 +89,17 @@ class InferenceServiceImpl : public InferenceService {
   StatusOr<ModelInfo> AddModel(const ModelSpec& spec) override;
   std::vector<EngineStats> Stats() const override;
   void Shutdown(std::chrono::milliseconds grace) override;
+
+  // For inference_internal.h.
+  std::shared_ptr<const ModelBundle> Bundle(const std::string& name) const {
+    StatusOr<ServedModel*> model = FindModel(name);
+    return model.ok() ? (*model)->bundle : nullptr;
+  }
+  std::shared_ptr<const LoraAdapter> Adapter(const std::string& name) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = adapters_.find(name);
+    return it == adapters_.end() ? nullptr : it->second.adapter;
+  }
 
  private:
   StatusOr<ServedModel*> FindModel(const std::string& name) const;
@@ -289,6 +301,18 @@ void InferenceServiceImpl::Shutdown(std::chrono::milliseconds grace) {
 }
 
 }  // namespace
+
+std::shared_ptr<const ModelBundle> ServedBundle(const InferenceService& service,
+                                                const std::string& name) {
+  auto* impl = dynamic_cast<const InferenceServiceImpl*>(&service);
+  return impl != nullptr ? impl->Bundle(name) : nullptr;
+}
+
+std::shared_ptr<const LoraAdapter> ServedAdapter(const InferenceService& service,
+                                                 const std::string& name) {
+  auto* impl = dynamic_cast<const InferenceServiceImpl*>(&service);
+  return impl != nullptr ? impl->Adapter(name) : nullptr;
+}
 
 StatusOr<std::unique_ptr<InferenceService>> InferenceService::Create(
     const InferenceConfig& config, InferenceObserver* observer) {

@@ -5,12 +5,13 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "core/engine/model_bundle.h"
-#include "core/train/sample_source.h"
+#include "core/eval/generation_eval.h"
+#include "core/train/example.h"
+#include "core/train/job_samples.h"
 #include "core/train/logging_jsonl_sink.h"
 #include "core/train/plot.h"
 #include "core/train/progress.h"
@@ -59,6 +60,19 @@ StatusOr<ModelOptions> WorkerModelOptions(const JobSpec& spec) {
   return options;
 }
 
+// The generation evaluator of a job with predict_with_generate (else null).
+StatusOr<std::unique_ptr<eval::GenerationEvaluator>> MakeGenerationEval(
+    const JobSpec& spec, std::shared_ptr<const ModelBundle> bundle, const std::vector<Sample>& val,
+    TrainingSink* sink) {
+  if (!spec.predict_with_generate || val.empty()) return nullptr;
+  ASSIGN_OR_RETURN(auto evaluator,
+                   eval::GenerationEvaluator::Create(spec, std::move(bundle), val,
+                                                     JoinPath(spec.output_dir, "eval_results")));
+  sink->OnLogLine(absl::StrCat("generation metrics on ", evaluator->size(), " validation samples (",
+                               spec.generation_eval, ")"));
+  return evaluator;
+}
+
 Status Train(const JobSpec& spec, const std::string& fallback, TrainingSink* sink,
              int64_t* step_reached) {
   ASSIGN_OR_RETURN(ModelOptions model_options, WorkerModelOptions(spec));
@@ -66,20 +80,19 @@ Status Train(const JobSpec& spec, const std::string& fallback, TrainingSink* sin
   if (bundle->tokenizer == nullptr) {
     return absl::FailedPreconditionError("the model has no tokenizer.json; training needs one");
   }
-  JobDataOptions data_options;
-  const char* root = std::getenv("VLMD_DATA_ROOT");
-  data_options.data_root = root ? root : "";
-  ASSIGN_OR_RETURN(JobData data, LoadJobData(spec, bundle->model->config(), bundle->preprocessor,
-                                             bundle->tokenizer, data_options));
-  sink->OnLogLine(data.Summary());
-  if (!data.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("data set validation failed: ", data.Summary()));
-  }
-  JobSources sources = MakeJobSources(std::move(data));
-  sink->OnLogLine(absl::StrCat("training on ", sources.train->size(), " samples, validating on ",
-                               sources.val->size(), " (device ", model_options.device, ")"));
-  Trainer trainer(spec, bundle, sources.train.get(),
-                  sources.val->size() ? sources.val.get() : nullptr, sink);
+  ASSIGN_OR_RETURN(ExampleOptions examples,
+                   MakeExampleOptions(bundle->model->config(), bundle->preprocessor,
+                                      bundle->tokenizer, spec.min_pixels, spec.max_pixels));
+  ASSIGN_OR_RETURN(JobSamples data,
+                   LoadJobSamples(spec, examples, DataRootFromEnvironment(),
+                                  [sink](const std::string& line) { sink->OnLogLine(line); }));
+  sink->OnLogLine(absl::StrCat("training on ", data.train.size(), " samples, validating on ",
+                               data.val.size(), " (device ", model_options.device, ")"));
+  ASSIGN_OR_RETURN(auto generation, MakeGenerationEval(spec, bundle, data.val, sink));
+  SampleSource train_source(std::move(data.train), &examples);
+  SampleSource val_source(std::move(data.val), &examples);
+  Trainer trainer(spec, bundle, &train_source, val_source.size() ? &val_source : nullptr, sink);
+  trainer.set_eval_extension(generation.get());
   RETURN_IF_ERROR(trainer.Init());
   Status status = trainer.Run(g_stop);
   *step_reached = trainer.progress().global_step;

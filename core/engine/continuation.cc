@@ -14,8 +14,19 @@ Continuation::Continuation(const SamplingParams& params, const std::vector<int32
 }
 
 Continuation::Update Continuation::Step(const at::Tensor& logits) {
+  TokenLogprob logprob;
+  int32_t token = sampler_.Next(logits, params_.logprobs ? &logprob : nullptr);
+  return Accept(token, logprob);
+}
+
+bool Continuation::ArgmaxSuffices() const {
+  return params_.greedy() && !params_.logprobs && params_.repetition_penalty == 1.0;
+}
+
+Continuation::Update Continuation::Accept(int32_t token, const TokenLogprob& logprob) {
   Update u;
-  u.token = sampler_.Next(logits, params_.logprobs ? &u.logprob : nullptr);
+  u.token = token;
+  u.logprob = logprob;
   sampler_.Append(u.token);
   result_.token_ids.push_back(u.token);
   if (params_.logprobs) result_.logprobs.push_back(u.logprob);

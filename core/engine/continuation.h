@@ -29,6 +29,11 @@ class Continuation {
   };
   // Samples the next token from `logits` [vocab] and records it.
   Update Step(const at::Tensor& logits);
+  // True when the next token is plain argmax of the raw logits (greedy, no repetition penalty,
+  // no log-probabilities): then a fused argmax on the device can feed Accept directly.
+  bool ArgmaxSuffices() const;
+  // Records a token chosen elsewhere (the device argmax when ArgmaxSuffices()).
+  Update Accept(int32_t token, const TokenLogprob& logprob = TokenLogprob());
   // Ends the sequence early (cancellation, error); flushes pending text into the result.
   void Finish(FinishReason reason);
 

@@ -2,6 +2,8 @@
 
 #include <c10/core/InferenceMode.h>
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/logging.h"
 
@@ -21,6 +23,18 @@ Status ExpiryStatus(const EngineRequest& r, Clock::time_point now) {
   return absl::OkStatus();
 }
 
+// The slab/graph decode path: on CUDA (VLMD_CUDA_GRAPHS=0 turns it off). Slots are the
+// running batch; each slot holds the longest request the limits allow.
+std::unique_ptr<GraphDecoder> MakeGraphDecoder(const std::shared_ptr<const ModelBundle>& bundle,
+                                               const api::EngineLimits& limits) {
+  const char* env = std::getenv("VLMD_CUDA_GRAPHS");
+  if (!bundle->model->device().is_cuda() || (env != nullptr && std::string(env) == "0")) {
+    return nullptr;
+  }
+  const int64_t capacity = limits.max_prompt_tokens + limits.max_new_tokens;
+  return std::make_unique<GraphDecoder>(bundle->model, limits.max_running, capacity, true);
+}
+
 }  // namespace
 
 Engine::Engine(std::string model_name, std::shared_ptr<const ModelBundle> bundle,
@@ -29,6 +43,7 @@ Engine::Engine(std::string model_name, std::shared_ptr<const ModelBundle> bundle
       bundle_(std::move(bundle)),
       limits_(limits),
       observer_(observer),
+      slab_(MakeGraphDecoder(bundle_, limits_)),
       thread_([this] { Loop(); }) {}
 
 Engine::~Engine() { Shutdown(std::chrono::milliseconds(0)); }
@@ -130,7 +145,7 @@ void Engine::Reap(std::unique_lock<std::mutex>& lock) {
       continue;
     }
     Complete(running_[i], s);
-    running_.erase(running_.begin() + static_cast<long>(i));
+    Remove(i);
   }
   lock.lock();
 }
@@ -156,8 +171,10 @@ void Engine::Admit(std::unique_lock<std::mutex>& lock) {
   for (auto& request : admitted) {
     Running r;
     r.request = request;
-    r.cache = std::make_unique<KvCache>(model.config().text, request->reserved_tokens(),
-                                        model.dtype(), model.device());
+    r.cache = slab_ ? std::make_unique<KvCache>(slab_->cache().Slot(
+                          static_cast<int64_t>(running_.size())))
+                    : std::make_unique<KvCache>(model.config().text, request->reserved_tokens(),
+                                                model.dtype(), model.device());
     r.continuation = std::make_unique<Continuation>(request->params, request->prompt.ids,
                                                     bundle_->tokenizer);
     r.continuation->mutable_result().timings.queue_ms = Ms(request->submitted, Clock::now());
@@ -187,16 +204,57 @@ void Engine::Loop() {
   }
 }
 
-void Engine::Step() {
+void Engine::Remove(size_t i) {
+  const size_t last = running_.size() - 1;
+  if (slab_ && i != last) {
+    // Keep the batch in slots [0, n): the last sequence moves into the freed slot.
+    slab_->cache().MoveSlot(static_cast<int64_t>(last), static_cast<int64_t>(i),
+                            running_[last].past);
+    running_[last].cache =
+        std::make_unique<KvCache>(slab_->cache().Slot(static_cast<int64_t>(i)));
+  }
+  if (i != last) running_[i] = std::move(running_[last]);
+  running_.pop_back();
+}
+
+bool Engine::GraphStepPossible() const {
+  if (!slab_) return false;
+  for (const Running& r : running_) {
+    if (r.next_token < 0 || r.request->adapter != nullptr) return false;
+  }
+  return true;
+}
+
+std::vector<Continuation::Update> Engine::GraphStep() {
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> positions, lengths;
+  for (const Running& r : running_) {
+    tokens.push_back(r.next_token);
+    positions.push_back(r.past + r.rope_delta);
+    lengths.push_back(r.past);
+  }
+  GraphDecoder::Result out = slab_->Step(tokens, positions, lengths);
+  std::vector<Continuation::Update> updates;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Running& r = running_[i];
+    r.past += 1;
+    const int64_t row = static_cast<int64_t>(i);
+    updates.push_back(r.continuation->ArgmaxSuffices()
+                          ? r.continuation->Accept(
+                                static_cast<int32_t>(out.argmax[row].item<int64_t>()))
+                          : r.continuation->Step(out.logits[row]));
+  }
+  return updates;
+}
+
+std::vector<Continuation::Update> Engine::PackedStep(int64_t* prefill_tokens) {
   const Qwen2VL& model = *bundle_->model;
-  Clock::time_point start = Clock::now();
   std::vector<StepSequence> seqs;
-  int64_t prefill_tokens = 0;
   for (Running& r : running_) {
     StepSequence s;
     if (r.next_token < 0) {
       s = PrefillSequence(model, r.request->prompt.ids, &r.request->images, &r.rope_delta);
-      prefill_tokens += static_cast<int64_t>(s.ids.size());
+      *prefill_tokens += static_cast<int64_t>(s.ids.size());
     } else {
       s = DecodeSequence(r.next_token, r.past, r.rope_delta);
     }
@@ -204,16 +262,28 @@ void Engine::Step() {
     s.adapter = r.request->adapter.get();
     seqs.push_back(std::move(s));
   }
+  at::Tensor hidden = RunStep(model, seqs);
+  at::Tensor logits = model.Logits(hidden.index_select(0, LastRows(seqs, model.device())))
+                          .to(at::kCPU, at::kFloat);
+  std::vector<Continuation::Update> updates;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    running_[i].past += static_cast<int64_t>(seqs[i].ids.size());
+    updates.push_back(running_[i].continuation->Step(logits[static_cast<int64_t>(i)]));
+  }
+  return updates;
+}
+
+void Engine::Step() {
+  Clock::time_point start = Clock::now();
+  int64_t prefill_tokens = 0;
   std::vector<Status> outcome(running_.size());
   try {
-    at::Tensor hidden = RunStep(model, seqs);
-    at::Tensor logits = model.Logits(hidden.index_select(0, LastRows(seqs, model.device())))
-                            .to(at::kCPU, at::kFloat);
+    std::vector<Continuation::Update> updates =
+        GraphStepPossible() ? GraphStep() : PackedStep(&prefill_tokens);
     Clock::time_point now = Clock::now();
     for (size_t i = 0; i < running_.size(); ++i) {
       Running& r = running_[i];
-      r.past += static_cast<int64_t>(seqs[i].ids.size());
-      Continuation::Update u = r.continuation->Step(logits[static_cast<int64_t>(i)]);
+      const Continuation::Update& u = updates[i];
       r.next_token = u.token;
       if (!r.first_token) r.first_token = now;
       api::InferChunk chunk{u.text, {u.token}, {}};
@@ -235,15 +305,12 @@ void Engine::Step() {
     ++steps_;
   }
   if (observer_) observer_->OnStep(name_, static_cast<int>(running_.size()), prefill_tokens, seconds);
-  std::vector<Running> still;
-  for (size_t i = 0; i < running_.size(); ++i) {
+  for (size_t i = running_.size(); i-- > 0;) {
     if (!outcome[i].ok() || running_[i].continuation->finished()) {
       Complete(running_[i], outcome[i]);
-    } else {
-      still.push_back(std::move(running_[i]));
+      Remove(i);
     }
   }
-  running_ = std::move(still);
   cv_.notify_all();
 }
 

@@ -17,6 +17,7 @@
 
 #include "core/api/inference.h"
 #include "core/engine/continuation.h"
+#include "core/engine/graph_decoder.h"
 #include "core/engine/model_bundle.h"
 #include "core/engine/step.h"
 
@@ -77,6 +78,12 @@ class Engine {
   void Reap(std::unique_lock<std::mutex>& lock);
   // One forward pass over the batch, sampling, callbacks and completion.
   void Step();
+  // Removes running_[i]; with a slab, the last sequence moves into its slot.
+  void Remove(size_t i);
+  // All sequences decoding, none with an adapter: the slab/graph path applies.
+  bool GraphStepPossible() const;
+  std::vector<Continuation::Update> GraphStep();
+  std::vector<Continuation::Update> PackedStep(int64_t* prefill_tokens);
   void Complete(Running& r, const Status& status);
   void Fail(const std::shared_ptr<EngineRequest>& request, const Status& status);
 
@@ -94,7 +101,8 @@ class Engine {
   int64_t running_count_ = 0;                            // guarded by mu_
   int64_t last_batch_ = 0;                               // guarded by mu_
   int64_t steps_ = 0;                                    // guarded by mu_
-  std::vector<Running> running_;  // scheduler thread only
+  std::unique_ptr<GraphDecoder> slab_;  // CUDA only: slab KV cache + decode graphs
+  std::vector<Running> running_;  // scheduler thread only; running_[i] uses slab slot i
   std::thread thread_;
 };
 

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/io/model_config.h"
 #include "core/text/tokenizer.h"
+#include "core/train/job_data.h"
 
 namespace vlmd::jobs {
 
@@ -13,13 +14,19 @@ StatusOr<DataCheckResult> CheckJobData(const JobSpec& spec, const api::JobServic
   ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tokenizer,
                    Tokenizer::Load(spec.model, config.tokenizer_fallback));
   if (stop) return absl::CancelledError("shutting down");
+  // The same reading, validation and split the worker does (core/train/job_data.h).
+  JobDataOptions options;
+  options.data_root = config.data_root;
+  options.allowed_roots = config.allowed_roots;
+  options.stop = &stop;
+  ASSIGN_OR_RETURN(JobData data, LoadJobData(spec, model, preprocessor, tokenizer, options));
+  if (!data.ok()) return absl::InvalidArgumentError(data.Summary());
   DataCheckResult result;
-  // The data lines and image headers are checked by core/train's ValidateDataset (branch
-  // trainio), called here with `tokenizer`, `model` and `preprocessor` once it is merged.
-  (void)model;
-  (void)preprocessor;
-  result.report = absl::StrCat("model ", spec.model, ": config, preprocessor and tokenizer (",
-                               tokenizer->Size(), " ids) load; data lines not checked yet");
+  result.train_samples = static_cast<int64_t>(data.train.size());
+  result.val_samples = static_cast<int64_t>(data.val.size());
+  result.skipped_samples = data.train_report.skipped_too_long +
+                           (data.val_report ? data.val_report->skipped_too_long : 0);
+  result.report = data.Summary();
   return result;
 }
 

@@ -81,6 +81,38 @@ KvCache::KvCache(const TextConfig& config, int64_t capacity, at::ScalarType dtyp
   }
 }
 
+KvCache::KvCache(std::vector<at::Tensor> keys, std::vector<at::Tensor> values)
+    : capacity_(keys.empty() ? 0 : keys[0].size(0)), keys_(std::move(keys)),
+      values_(std::move(values)) {}
+
+SlabCache::SlabCache(const TextConfig& config, int64_t slots, int64_t capacity,
+                     at::ScalarType dtype, at::Device device)
+    : slots_(slots), capacity_(capacity) {
+  auto options = at::TensorOptions().dtype(dtype).device(device);
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    keys_.push_back(at::zeros({slots, capacity, config.num_key_value_heads, config.head_dim()},
+                              options));
+    values_.push_back(at::zeros_like(keys_.back()));
+  }
+}
+
+KvCache SlabCache::Slot(int64_t slot) {
+  std::vector<at::Tensor> k, v;
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    k.push_back(keys_[l][slot]);
+    v.push_back(values_[l][slot]);
+  }
+  return KvCache(std::move(k), std::move(v));
+}
+
+void SlabCache::MoveSlot(int64_t from, int64_t to, int64_t length) {
+  if (from == to || length <= 0) return;
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys_[l][to].narrow(0, 0, length).copy_(keys_[l][from].narrow(0, 0, length));
+    values_[l][to].narrow(0, 0, length).copy_(values_[l][from].narrow(0, 0, length));
+  }
+}
+
 int64_t KvCache::BytesPerToken(const TextConfig& config, at::ScalarType dtype) {
   return 2LL * config.num_hidden_layers * config.num_key_value_heads * config.head_dim() *
          static_cast<int64_t>(c10::elementSize(dtype));
@@ -257,6 +289,40 @@ at::Tensor Qwen2VL::Decode(const at::Tensor& hidden, const at::Tensor& positions
   at::Tensor h = hidden;
   for (int l = 0; l < config_.text.num_hidden_layers; ++l) {
     h = DecoderLayer(l, h, rotary, seqs, lora);
+  }
+  return FinalNorm(h);
+}
+
+at::Tensor Qwen2VL::DecodeSlab(const at::Tensor& hidden, const at::Tensor& positions,
+                               const at::Tensor& lengths, SlabCache* cache,
+                               int64_t window) const {
+  const TextConfig& t = config_.text;
+  const int64_t b = hidden.size(0), hd = t.head_dim();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  auto rotary = RotaryTables(positions);
+  at::Tensor cos = rotary.first.unsqueeze(1), sin = rotary.second.unsqueeze(1);
+  at::Tensor rows = at::arange(b, lengths.options());
+  at::Tensor mask = (at::arange(window, lengths.options()).unsqueeze(0) <= lengths.unsqueeze(1))
+                        .view({b, 1, 1, window});
+  at::Tensor h = hidden;
+  for (int l = 0; l < t.num_hidden_layers; ++l) {
+    const DecoderLayerWeights& w = weights_.language.layers[l];
+    at::Tensor x = RmsNorm(h, w.input_norm, t.rms_norm_eps);
+    at::Tensor q = ApplyLinear(x, w.q, nullptr).view({b, t.num_attention_heads, hd});
+    at::Tensor k = ApplyLinear(x, w.k, nullptr).view({b, t.num_key_value_heads, hd});
+    at::Tensor v = ApplyLinear(x, w.v, nullptr).view({b, t.num_key_value_heads, hd});
+    q = q * cos + RotateHalf(q) * sin;
+    k = k * cos + RotateHalf(k) * sin;
+    at::Tensor keys = cache->keys()[l].narrow(0, 0, b).narrow(1, 0, window);
+    at::Tensor values = cache->values()[l].narrow(0, 0, b).narrow(1, 0, window);
+    keys.index_put_({rows, lengths}, k);
+    values.index_put_({rows, lengths}, v);
+    at::Tensor o = compat::GqaDecodeAttention(q.unsqueeze(2), keys.transpose(1, 2),
+                                              values.transpose(1, 2), mask, scale);
+    h = h + ApplyLinear(o.reshape({b, -1}), w.o, nullptr);
+    at::Tensor y = RmsNorm(h, w.post_norm, t.rms_norm_eps);
+    h = h + ApplyLinear(at::silu(ApplyLinear(y, w.gate, nullptr)) * ApplyLinear(y, w.up, nullptr),
+                        w.down, nullptr);
   }
   return FinalNorm(h);
 }

@@ -31,6 +31,8 @@ using GridThw = std::array<int64_t, 3>;
 class KvCache {
  public:
   KvCache(const TextConfig& config, int64_t capacity, at::ScalarType dtype, at::Device device);
+  // A cache over existing tensors (e.g. one slot of a SlabCache), per layer [capacity, kv, D].
+  KvCache(std::vector<at::Tensor> keys, std::vector<at::Tensor> values);
   int64_t capacity() const { return capacity_; }
   at::Tensor& keys(int layer) { return keys_[layer]; }
   at::Tensor& values(int layer) { return values_[layer]; }
@@ -39,6 +41,26 @@ class KvCache {
 
  private:
   int64_t capacity_;
+  std::vector<at::Tensor> keys_, values_;
+};
+
+// Keys and values of many sequences in one allocation: per layer [slots, capacity, kv, D].
+// The decode path for CUDA graphs reads rows [0, B) of it directly. Not thread-safe.
+class SlabCache {
+ public:
+  SlabCache(const TextConfig& config, int64_t slots, int64_t capacity, at::ScalarType dtype,
+            at::Device device);
+  int64_t slots() const { return slots_; }
+  int64_t capacity() const { return capacity_; }
+  std::vector<at::Tensor>& keys() { return keys_; }
+  std::vector<at::Tensor>& values() { return values_; }
+  // A KvCache viewing slot `slot`.
+  KvCache Slot(int64_t slot);
+  // Copies the first `length` positions of slot `from` into slot `to`.
+  void MoveSlot(int64_t from, int64_t to, int64_t length);
+
+ private:
+  int64_t slots_, capacity_;
   std::vector<at::Tensor> keys_, values_;
 };
 
@@ -84,6 +106,12 @@ class Qwen2VL {
   // All layers + final norm: [T, hidden] -> [T, hidden].
   at::Tensor Decode(const at::Tensor& hidden, const at::Tensor& positions,
                     const std::vector<SeqSpan>& seqs, const LoraContext* lora) const;
+  // One decode token for each of the sequences in rows [0, B) of `cache`: hidden [B, H],
+  // positions [3, B], lengths [B] (int64, cached tokens before this one; the new key/value is
+  // written there). Attends over the first `window` cache positions (masked to lengths + 1).
+  // Device-only work: capturable in a CUDA graph. Returns final-normed hidden [B, H].
+  at::Tensor DecodeSlab(const at::Tensor& hidden, const at::Tensor& positions,
+                        const at::Tensor& lengths, SlabCache* cache, int64_t window) const;
   // Final-normed hidden -> logits [T, vocab] (model dtype).
   at::Tensor Logits(const at::Tensor& hidden) const;
   // Final RMSNorm.

@@ -98,4 +98,22 @@ inline at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::
   return at::matmul(probs, v);
 }
 
+// Decode attention of grouped-query heads over a padded cache: q [B, heads, 1, D],
+// k/v [B, kv_heads, L, D] (kv_heads divides heads), mask bool [B, 1, 1, L] (true = attend).
+// Capturable in a CUDA graph (no host synchronisation).
+inline at::Tensor GqaDecodeAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const at::Tensor& mask, double scale) {
+#if VLMD_TORCH_AT_LEAST(2, 5)
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale, /*enable_gqa=*/true);
+#else
+  const int64_t groups = q.size(1) / k.size(1);
+  auto expand = [&](const at::Tensor& x) {
+    return x.unsqueeze(2)
+        .expand({x.size(0), x.size(1), groups, x.size(2), x.size(3)})
+        .reshape({x.size(0), x.size(1) * groups, x.size(2), x.size(3)});
+  };
+  return Attention(q, expand(k), expand(v), mask, scale, false, false);
+#endif
+}
+
 }  // namespace vlmd::compat

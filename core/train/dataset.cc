@@ -185,14 +185,14 @@ StatusOr<DatasetReadResult> ReadDatasets(const std::vector<DatasetSource>& sourc
 }
 
 StatusOr<DatasetSource> ResolveDatasetName(const std::string& name, const std::string& data_root) {
-  if (name != "latex-ocr-print" && name != "latex-ocr-handwrite") {
-    return DatasetSource{name, {name}, false};
-  }
-  if (data_root.empty()) {
+  const bool named = name == "latex-ocr-print" || name == "latex-ocr-handwrite";
+  // A folder in the LaTeX-OCR layout (what the job service resolves a name to) reads the same.
+  if (!named && !IsDirectory(name)) return DatasetSource{name, {name}, false};
+  if (named && data_root.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("data set ", name, " needs a data root (none is configured)"));
   }
-  const std::string folder = JoinPath(data_root, name);
+  const std::string folder = named ? JoinPath(data_root, name) : name;
   DatasetSource source{name, {}, true};
   for (const char* split : {"train.jsonl", "validation.jsonl", "test.jsonl"}) {
     const std::string file = JoinPath(folder, split);

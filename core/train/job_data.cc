@@ -47,10 +47,16 @@ StatusOr<JobData> LoadJobData(const JobSpec& spec, const ModelConfig& model,
                               const PreprocessorConfig& preprocessor,
                               std::shared_ptr<const Tokenizer> tokenizer,
                               const JobDataOptions& options) {
-  JobData data;
-  ASSIGN_OR_RETURN(data.example_options,
+  ASSIGN_OR_RETURN(ExampleOptions examples,
                    MakeExampleOptions(model, preprocessor, std::move(tokenizer), spec.min_pixels,
                                       spec.max_pixels));
+  return LoadJobData(spec, std::move(examples), options);
+}
+
+StatusOr<JobData> LoadJobData(const JobSpec& spec, ExampleOptions examples,
+                              const JobDataOptions& options) {
+  JobData data;
+  data.example_options = std::move(examples);
   data.example_options.images.allowed_roots = options.allowed_roots;
   data.example_options.images.decode = options.decode;
   ASSIGN_OR_RETURN(std::vector<Sample> train, LoadPart(spec.datasets, spec, data.example_options,

@@ -52,5 +52,8 @@ StatusOr<JobData> LoadJobData(const JobSpec& spec, const ModelConfig& model,
                               const PreprocessorConfig& preprocessor,
                               std::shared_ptr<const Tokenizer> tokenizer,
                               const JobDataOptions& options);
+// The same with the example options (tokenizer, pixel limits) already made.
+StatusOr<JobData> LoadJobData(const JobSpec& spec, ExampleOptions examples,
+                              const JobDataOptions& options);
 
 }  // namespace vlmd

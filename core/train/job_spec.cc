@@ -55,6 +55,11 @@ void VisitFields(Spec& s, V&& v) {
   v("save_total_limit", s.save_total_limit);
   v("metric_for_best_model", s.metric_for_best_model);
   v("greater_is_better", s.greater_is_better);
+  v("predict_with_generate", s.predict_with_generate);
+  v("generation_eval", s.generation_eval);
+  v("generation_max_new_tokens", s.generation_max_new_tokens);
+  v("generation_max_samples", s.generation_max_samples);
+  v("generation_batch_size", s.generation_batch_size);
   v("gpus", s.gpus);
   v("priority", s.priority);
   v("resume_from_checkpoint", s.resume_from_checkpoint);
@@ -140,6 +145,37 @@ Status Check(bool ok, const std::string& field, const std::string& rule) {
   return absl::InvalidArgumentError(absl::StrCat("job spec: ", field, " ", rule));
 }
 
+const std::set<std::string>& GenerationMetrics() {
+  static const std::set<std::string> kNames = {"exact_match", "edit_distance",
+                                               "edit_distance_token", "bleu"};
+  return kNames;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Status ValidateGeneration(const JobSpec& s) {
+  RETURN_IF_ERROR(Check(s.generation_eval == "every_eval" || s.generation_eval == "end",
+                        "generation_eval", "must be every_eval or end"));
+  RETURN_IF_ERROR(Check(s.generation_max_new_tokens >= 1 && s.generation_max_new_tokens <= 65536,
+                        "generation_max_new_tokens", "must be in [1, 65536]"));
+  RETURN_IF_ERROR(Check(s.generation_max_samples >= 0, "generation_max_samples", "must be >= 0"));
+  RETURN_IF_ERROR(Check(s.generation_batch_size >= 1 && s.generation_batch_size <= 1024,
+                        "generation_batch_size", "must be in [1, 1024]"));
+  const std::string metric = s.BestMetricName();
+  if (metric == "loss" || metric == "acc") return absl::OkStatus();
+  RETURN_IF_ERROR(Check(GenerationMetrics().count(metric) > 0, "metric_for_best_model",
+                        "must be loss, acc, exact_match, edit_distance, edit_distance_token or "
+                        "bleu"));
+  return Check(s.predict_with_generate && s.generation_eval == "every_eval",
+               "metric_for_best_model",
+               absl::StrCat("\"", metric,
+                            "\" needs predict_with_generate with generation_eval "
+                            "every_eval (generation metrics at every evaluation)"));
+}
+
 }  // namespace
 
 StatusOr<JobSpec> JobSpec::FromJson(const std::string& text, const std::string& source) {
@@ -157,11 +193,12 @@ StatusOr<JobSpec> JobSpec::FromJson(const std::string& text, const std::string& 
           absl::StrCat(source, ": unknown field \"", it.key(), "\""));
     }
   }
-  if (spec.version != kJobSpecVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(source, ": job spec version ", spec.version,
-                                                      ", this vlmd reads version ",
-                                                      kJobSpecVersion));
+  if (spec.version < kOldestJobSpecVersion || spec.version > kJobSpecVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(source, ": job spec version ", spec.version, ", this vlmd reads versions ",
+                     kOldestJobSpecVersion, " to ", kJobSpecVersion));
   }
+  spec.version = kJobSpecVersion;  // older versions only lack fields, whose defaults are off
   return spec;
 }
 
@@ -203,12 +240,28 @@ Status JobSpec::Validate() const {
   RETURN_IF_ERROR(Check(dtype == "auto" || dtype == "float32" || dtype == "bfloat16" ||
                             dtype == "float16",
                         "dtype", "must be auto, float32, bfloat16 or float16"));
+  RETURN_IF_ERROR(ValidateGeneration(*this));
   if (min_pixels || max_pixels) {
     RETURN_IF_ERROR(Check(min_pixels.value_or(1) > 0 &&
                               max_pixels.value_or(INT64_MAX) >= min_pixels.value_or(1),
                           "min_pixels/max_pixels", "need 0 < min_pixels <= max_pixels"));
   }
   return absl::OkStatus();
+}
+
+std::string JobSpec::BestMetricName() const {
+  const std::string prefix = "eval_";
+  if (metric_for_best_model.rfind(prefix, 0) != 0) return metric_for_best_model;
+  return metric_for_best_model.substr(prefix.size());
+}
+
+bool JobSpec::GreaterIsBetter() const {
+  return greater_is_better.value_or(!EndsWith(BestMetricName(), "loss"));
+}
+
+bool JobSpec::GenerationAt(bool final) const {
+  if (!predict_with_generate) return false;
+  return generation_eval == "every_eval" || final;
 }
 
 int JobSpec::EffectiveAccumulation(int world_size) const {

@@ -11,7 +11,9 @@
 
 namespace vlmd {
 
-inline constexpr int kJobSpecVersion = 1;
+// Version 2 added the generation-eval fields; version 1 specs read with them off.
+inline constexpr int kJobSpecVersion = 2;
+inline constexpr int kOldestJobSpecVersion = 1;
 
 struct JobSpec {
   int version = kJobSpecVersion;
@@ -58,8 +60,23 @@ struct JobSpec {
   int64_t save_steps = 50;
   int64_t logging_steps = 5;
   int save_total_limit = 2;  // the best checkpoint is never deleted; 0 = keep all
-  std::string metric_for_best_model = "loss";  // eval metric name (without the eval_ prefix)
-  bool greater_is_better = false;
+  // The eval metric that picks the best checkpoint: loss or acc, or with generation eval at
+  // every eval step exact_match, edit_distance, edit_distance_token or bleu. An "eval_" prefix
+  // is accepted (HF's spelling).
+  std::string metric_for_best_model = "loss";
+  // Unset: false for a metric whose name ends in "loss", true otherwise (as transformers).
+  std::optional<bool> greater_is_better;
+
+  // Generation metrics on the validation split (version 2; off by default). With
+  // predict_with_generate, the worker decodes the validation samples greedily with the adapter
+  // being trained and reports eval_exact_match, eval_edit_distance (characters),
+  // eval_edit_distance_token and eval_bleu (corpus BLEU-4 on space-separated tokens) next to
+  // eval_loss/eval_acc, and writes each sample's prediction to eval_results/step-N.jsonl.
+  bool predict_with_generate = false;
+  std::string generation_eval = "every_eval";  // every_eval: at each eval step; end: last only
+  int generation_max_new_tokens = 512;         // per sample; longer answers are cut
+  int64_t generation_max_samples = 0;          // the first N validation samples; 0 = all
+  int generation_batch_size = 8;               // sequences decoded together
 
   // Scheduling.
   int gpus = 1;      // GPUs wanted (0 = CPU)
@@ -73,6 +90,12 @@ struct JobSpec {
   Status Validate() const;
   // gradient_accumulation_steps with the SWIFT default applied.
   int EffectiveAccumulation(int world_size) const;
+  // metric_for_best_model without an "eval_" prefix (the key in the trainer's metrics).
+  std::string BestMetricName() const;
+  // greater_is_better, or its default for metric_for_best_model.
+  bool GreaterIsBetter() const;
+  // True when generation metrics run at an evaluation (`final`: the one at the last step).
+  bool GenerationAt(bool final) const;
 };
 
 }  // namespace vlmd

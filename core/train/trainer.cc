@@ -190,48 +190,36 @@ void Trainer::Log(const MicroBatchResult& window, int64_t window_steps, double g
 }
 
 Status Trainer::Evaluate(std::map<std::string, double>* metrics) {
-  double start = NowSeconds();
-  double weighted_loss = 0;
-  int64_t samples = 0, tokens = 0, correct = 0, batches = 0;
-  StepOptions options = step_options_;
-  options.training = false;
-  for (size_t begin = 0; begin < eval_->size(); begin += spec_.eval_batch_size) {
-    std::vector<TrainExample> batch;
-    for (size_t i = begin; i < std::min(eval_->size(), begin + spec_.eval_batch_size); ++i) {
-      ASSIGN_OR_RETURN(TrainExample ex, eval_->Get(i));
-      batch.push_back(std::move(ex));
-    }
-    std::vector<const TrainExample*> ptrs;
-    for (const TrainExample& ex : batch) ptrs.push_back(&ex);
-    MicroBatchResult r = ForwardBackward(*bundle_->model, *adapter_, ptrs, options);
-    // As transformers' evaluation loop: each batch's mean loss, weighted by its size.
-    if (r.tokens > 0) weighted_loss += r.loss_sum / r.tokens * static_cast<double>(batch.size());
-    samples += static_cast<int64_t>(batch.size());
-    tokens += r.tokens;
-    correct += r.correct;
-    ++batches;
-  }
-  double runtime = NowSeconds() - start;
-  (*metrics)["loss"] = samples > 0 ? weighted_loss / samples : 0.0;
-  (*metrics)["acc"] = tokens > 0 ? static_cast<double>(correct) / tokens : 0.0;
+  ASSIGN_OR_RETURN(TeacherForcedResult tf, EvaluateTeacherForced(*bundle_->model, *adapter_, *eval_,
+                                                                 spec_.eval_batch_size));
   EvalLog log;
+  double runtime = tf.seconds;
+  if (extension_ != nullptr) {
+    const double start = NowSeconds();
+    RETURN_IF_ERROR(extension_->Evaluate(*adapter_, progress_.global_step,
+                                         progress_.global_step == max_steps_, &log.extra));
+    runtime += NowSeconds() - start;  // as transformers: eval_runtime covers generation too
+  }
+  *metrics = log.extra;
+  (*metrics)["loss"] = tf.loss;
+  (*metrics)["acc"] = tf.acc;
   log.step = progress_.global_step;
   log.epoch = progress_.epoch + static_cast<double>(progress_.batch_in_epoch) / batches_per_epoch_;
-  log.eval_loss = (*metrics)["loss"];
-  log.eval_acc = (*metrics)["acc"];
+  log.eval_loss = tf.loss;
+  log.eval_acc = tf.acc;
   log.eval_runtime = runtime;
-  log.eval_samples_per_second = runtime > 0 ? samples / runtime : 0.0;
-  log.eval_steps_per_second = runtime > 0 ? batches / runtime : 0.0;
+  log.eval_samples_per_second = runtime > 0 ? tf.samples / runtime : 0.0;
+  log.eval_steps_per_second = runtime > 0 ? tf.batches / runtime : 0.0;
   sink_->OnEvalLog(log);
   return absl::OkStatus();
 }
 
 Status Trainer::SaveCheckpoint(const std::map<std::string, double>& eval_metrics) {
   std::string dir = absl::StrCat(spec_.output_dir, "/checkpoint-", progress_.global_step);
-  auto it = eval_metrics.find(spec_.metric_for_best_model);
+  auto it = eval_metrics.find(spec_.BestMetricName());
   bool best = false;
   if (it != eval_metrics.end()) {
-    bool better = spec_.greater_is_better ? it->second > progress_.best_metric
+    bool better = spec_.GreaterIsBetter() ? it->second > progress_.best_metric
                                           : it->second < progress_.best_metric;
     if (!progress_.has_best || better) {
       progress_.has_best = true;

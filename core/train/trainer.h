@@ -12,6 +12,7 @@
 
 #include "core/base/status.h"
 #include "core/engine/model_bundle.h"
+#include "core/train/evaluate.h"
 #include "core/train/job_spec.h"
 #include "core/train/optimizer.h"
 #include "core/train/sink.h"
@@ -19,12 +20,15 @@
 
 namespace vlmd {
 
-// Supplies examples by index, building them (tokens, images) on demand. Thread-compatible.
-class ExampleSource {
+// More evaluation at each eval step with the adapter being trained (generation metrics; see
+// core/eval/generation_eval.h). Called from the training thread.
+class EvalExtension {
  public:
-  virtual ~ExampleSource() = default;
-  virtual size_t size() const = 0;
-  virtual StatusOr<TrainExample> Get(size_t index) const = 0;
+  virtual ~EvalExtension() = default;
+  // Adds metrics by name without the "eval_" prefix (e.g. "exact_match") for the evaluation at
+  // optimizer step `step`; `final` is true at the last step. An error fails the job.
+  virtual Status Evaluate(const LoraAdapter& adapter, int64_t step, bool final,
+                          std::map<std::string, double>* metrics) = 0;
 };
 
 // PEFT target list for a spec's target_modules ("DEFAULT", "ALL" or module names).
@@ -52,6 +56,9 @@ class Trainer {
   // `eval` may be null (no evaluation). Neither source nor sink is owned.
   Trainer(JobSpec spec, std::shared_ptr<const ModelBundle> bundle, const ExampleSource* train,
           const ExampleSource* eval, TrainingSink* sink);
+  // Adds `extension` (not owned; may be null) to every evaluation; its metrics go into
+  // EvalLog.extra and can pick the best checkpoint. Call before Run.
+  void set_eval_extension(EvalExtension* extension) { extension_ = extension; }
   // Creates the adapter and optimizer, or restores them from spec.resume_from_checkpoint.
   Status Init();
   // Trains until max steps or until `stop` becomes true (then returns CANCELLED after the
@@ -79,6 +86,7 @@ class Trainer {
   const ExampleSource* train_;
   const ExampleSource* eval_;
   TrainingSink* sink_;
+  EvalExtension* extension_ = nullptr;
   std::shared_ptr<LoraAdapter> adapter_;
   std::vector<at::Tensor> params_;
   std::unique_ptr<AdamW> optimizer_;

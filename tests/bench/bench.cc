@@ -27,9 +27,10 @@ using Clock = std::chrono::steady_clock;
 // Collects one request's completion; thread-safe.
 class WaitSink : public api::InferSink {
  public:
-  void OnChunk(const api::InferChunk&) override {
+  void OnChunk(const api::InferChunk& chunk) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!first_) first_ = Clock::now();
+    for (int32_t t : chunk.token_ids) hash_ = hash_ * 1000003u + static_cast<uint32_t>(t);
   }
   void OnDone(const StatusOr<GenerationResult>& r) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -46,6 +47,7 @@ class WaitSink : public api::InferSink {
   std::optional<Clock::time_point> first_, done_;
   bool ok_ = false;
   int64_t tokens_ = 0;
+  uint64_t hash_ = 0;  // of the generated ids, to compare runs (graphs on/off)
 
  private:
   std::mutex mu_;
@@ -90,6 +92,7 @@ api::InferRequest MakeRequest(int w, int h, int new_tokens, uint32_t seed) {
 
 struct Result {
   double ttft_ms = 0, total_s = 0, decode_ms_per_step = 0, tok_per_s = 0;
+  uint64_t tokens_hash = 0;
 };
 
 Result RunBatch(api::InferenceService& service, int batch, int w, int h, int new_tokens) {
@@ -107,6 +110,7 @@ Result RunBatch(api::InferenceService& service, int batch, int w, int h, int new
   for (auto& s : sinks) {
     s->Wait();
     tokens += s->tokens_;
+    r.tokens_hash = r.tokens_hash * 31 + s->hash_;
     if (s->first_ && *s->first_ > last_first) last_first = *s->first_;
     if (*s->done_ > end) end = *s->done_;
   }
@@ -132,11 +136,18 @@ int main(int argc, char** argv) {
   app.add_option("--new-tokens", new_tokens);
   app.add_option("--json", out);
   CLI11_PARSE(app, argc, argv);
+  int max_batch = 1;
+  for (absl::string_view b : absl::StrSplit(batches, ',')) {
+    max_batch = std::max(max_batch, std::atoi(std::string(b).c_str()));
+  }
   vlmd::api::InferenceConfig config;
   config.models.push_back({"bench", model, device, dtype});
-  config.limits.max_running = 256;
+  // The slab KV cache holds max_running x (max_prompt_tokens + max_new_tokens) tokens.
+  config.limits.max_running = max_batch;
   config.limits.max_waiting = 1024;
-  config.limits.kv_cache_tokens = 1 << 22;
+  config.limits.max_prompt_tokens = 1024;
+  config.limits.max_new_tokens = 512;
+  config.limits.kv_cache_tokens = int64_t{max_batch} * 1536;
   config.limits.max_prefill_tokens = 1 << 16;
   auto service = vlmd::api::InferenceService::Create(config, nullptr);
   if (!service.ok()) {
@@ -150,12 +161,14 @@ int main(int argc, char** argv) {
     vlmd::RunBatch(**service, 1, w, h, 8);  // warm-up
     for (absl::string_view b : absl::StrSplit(batches, ',')) {
       int batch = std::atoi(std::string(b).c_str());
+      vlmd::RunBatch(**service, batch, w, h, 16);  // warm-up: captures this batch's graphs
       vlmd::Result r = vlmd::RunBatch(**service, batch, w, h, new_tokens);
       std::string key = "infer_" + std::string(image) + "_b" + std::to_string(batch);
       results[key] = {{"ttft_ms", r.ttft_ms}, {"total_s", r.total_s},
                       {"decode_ms_per_step", r.decode_ms_per_step}, {"tok_per_s", r.tok_per_s}};
-      std::printf("VLMD img=%s batch=%d: ttft %.1f ms, %.1f tok/s, decode step %.2f ms\n",
-                  std::string(image).c_str(), batch, r.ttft_ms, r.tok_per_s, r.decode_ms_per_step);
+      std::printf("VLMD img=%s batch=%d: ttft %.1f ms, %.1f tok/s, decode step %.2f ms (ids %016llx)\n",
+                  std::string(image).c_str(), batch, r.ttft_ms, r.tok_per_s, r.decode_ms_per_step,
+                  static_cast<unsigned long long>(r.tokens_hash));
       std::fflush(stdout);
     }
   }

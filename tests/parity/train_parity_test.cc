@@ -19,7 +19,8 @@
 
 #include "core/engine/model_bundle.h"
 #include "core/io/safetensors.h"
-#include "core/train/sample_source.h"
+#include "core/train/evaluate.h"
+#include "core/train/job_data.h"
 #include "core/train/trainer.h"
 #include "gtest/gtest.h"
 #include "tests/parity/fixtures.h"
@@ -101,9 +102,11 @@ class TrainParity : public ::testing::Test {
                               bundle_->tokenizer, JobDataOptions());
     EXPECT_TRUE(loaded.ok() && loaded->ok()) << loaded.status();
     if (!loaded.ok()) return rec;
-    JobSources sources = MakeJobSources(std::move(*loaded));
-    JobSources* data = &sources;
-    Trainer trainer(spec, bundle_, data->train.get(), data->val.get(), &rec);
+    SampleSource train(std::move(loaded->train), &loaded->example_options);
+    SampleSource val(std::move(loaded->val), &loaded->example_options);
+    const SampleSource* data_train = &train;
+    const SampleSource* data_val = &val;
+    Trainer trainer(spec, bundle_, data_train, data_val, &rec);
     Status init = trainer.Init();
     EXPECT_TRUE(init.ok()) << init;
     Status run = trainer.Run(stop);
@@ -111,7 +114,7 @@ class TrainParity : public ::testing::Test {
     if (stop_at > 0) EXPECT_TRUE(trainer.SaveCheckpointNow().ok());
     last_ = std::make_shared<LoraAdapter>(trainer.adapter());
     samples_.clear();
-    for (const auto* src : {data->train.get(), data->val.get()}) {
+    for (const auto* src : {data_train, data_val}) {
       for (size_t i = 0; i < src->size(); ++i) samples_.push_back(*src->Get(i));
     }
     return rec;

@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
       return 3;
     }
   }
-  Emit({{"type", "log"}, {"message", "training finished"}});
+  Emit({{"type", "log"}, {"line", "training finished"}});
   Emit({{"type", "state"}, {"state", "SUCCEEDED"}});
   Timeline("end", spec->name);
   return 0;

@@ -82,7 +82,7 @@ TEST(WorkerReportTest, NonProtocolLinesAreKeptAsRawLogText) {
     EXPECT_TRUE(r.raw);
     EXPECT_EQ(r.message, line);
   }
-  WorkerReport log = ParseWorkerLine(R"({"type":"log","message":"resumed from x at step 4"})");
+  WorkerReport log = ParseWorkerLine(R"({"type":"log","line":"resumed from x at step 4"})");
   EXPECT_FALSE(log.raw);
   EXPECT_EQ(log.message, "resumed from x at step 4");
   WorkerReport state = ParseWorkerLine(R"({"type":"state","state":"FAILED","message":"oom"})");

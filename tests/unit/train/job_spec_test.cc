@@ -78,5 +78,58 @@ TEST(JobSpec, ErrorsNameTheField) {
   EXPECT_NE(std::string(s.Validate().message()).find("min_pixels"), std::string::npos);
 }
 
+TEST(JobSpec, VersionOneReadsWithGenerationEvalOff) {
+  auto s = JobSpec::FromJson(R"({"version": 1, "model": "/m", "dataset": "d.jsonl"})", "job.json");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->version, kJobSpecVersion);
+  EXPECT_FALSE(s->predict_with_generate);
+  EXPECT_FALSE(s->GenerationAt(/*final=*/true));
+  EXPECT_EQ(s->generation_eval, "every_eval");
+  EXPECT_EQ(s->generation_max_samples, 0);
+  EXPECT_FALSE(s->greater_is_better.has_value());
+  auto again = JobSpec::FromJson(s->ToJson(), "again");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->greater_is_better.has_value());
+  EXPECT_EQ(JobSpec::FromJson(R"({"version": 3})", "job.json").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(JobSpec, BestMetricAndDirection) {
+  JobSpec s;
+  s.model = "/m";
+  s.datasets = {"d"};
+  EXPECT_EQ(s.BestMetricName(), "loss");
+  EXPECT_FALSE(s.GreaterIsBetter());
+  s.metric_for_best_model = "eval_acc";  // HF's spelling
+  EXPECT_EQ(s.BestMetricName(), "acc");
+  EXPECT_TRUE(s.GreaterIsBetter());
+  EXPECT_TRUE(s.Validate().ok());
+  s.greater_is_better = false;
+  EXPECT_FALSE(s.GreaterIsBetter());
+  s.greater_is_better.reset();
+  // Generation metrics need generation eval at every evaluation.
+  s.metric_for_best_model = "bleu";
+  EXPECT_NE(std::string(s.Validate().message()).find("predict_with_generate"), std::string::npos);
+  s.predict_with_generate = true;
+  EXPECT_TRUE(s.Validate().ok());
+  EXPECT_TRUE(s.GreaterIsBetter());
+  s.generation_eval = "end";
+  EXPECT_FALSE(s.Validate().ok());
+  EXPECT_TRUE(s.GenerationAt(/*final=*/true));
+  EXPECT_FALSE(s.GenerationAt(/*final=*/false));
+  s.metric_for_best_model = "edit_distance";
+  s.generation_eval = "every_eval";
+  EXPECT_TRUE(s.Validate().ok());
+  EXPECT_TRUE(s.GenerationAt(/*final=*/false));
+  s.metric_for_best_model = "rouge";
+  EXPECT_NE(std::string(s.Validate().message()).find("metric_for_best_model"), std::string::npos);
+  s.metric_for_best_model = "loss";
+  s.generation_eval = "sometimes";
+  EXPECT_NE(std::string(s.Validate().message()).find("generation_eval"), std::string::npos);
+  s.generation_eval = "end";
+  s.generation_batch_size = 0;
+  EXPECT_NE(std::string(s.Validate().message()).find("generation_batch_size"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vlmd
