@@ -2,8 +2,9 @@
 # Load and soak run on loopback: starts `vlmd serve` (tiny CPU model + the fixture model with
 # its PEFT adapter), drives it with tests/load/vlmd_load and writes the report and JSON to
 # $OUT_DIR (default build/load). Settings from the environment:
-#   STREAMS (256) DURATION seconds (600) WARMUP (60) MAX_RUNNING (16) MAX_NEW_TOKENS (24)
-#   CANCEL (0.1) DEADLINE (0.1) DEADLINE_MS (300) EXTRA (more vlmd_load flags)
+#   STREAMS (256) DURATION seconds (600) WARMUP (60) MAX_RUNNING (16) MAX_NEW_TOKENS (16)
+#   CANCEL (0.1) DEADLINE (0.1) DEADLINE_MS (300) REQUEST_TIMEOUT (900) MAX_STALL (120)
+#   EXTRA (more vlmd_load flags)
 # Example (the run in docs/load.md): scripts/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +42,9 @@ status=0
 build/tests/load/vlmd_load --addr "$ADDR" --pid "$SERVER" --streams "${STREAMS:-256}" \
   --duration "${DURATION:-600}" --warmup "${WARMUP:-60}" --model tiny --adapter-model gqa \
   --adapter fixture --image "$F/images/tiny_20x15.png" --image "$F/images/formula_176x53_p.png" \
-  --image "$F/images/photo_640x480.jpg" --cancel "${CANCEL:-0.1}" --deadline "${DEADLINE:-0.1}" \
-  --deadline-ms "${DEADLINE_MS:-300}" --max-new-tokens "${MAX_NEW_TOKENS:-24}" \
+  --cancel "${CANCEL:-0.1}" --deadline "${DEADLINE:-0.1}" \
+  --deadline-ms "${DEADLINE_MS:-300}" --max-new-tokens "${MAX_NEW_TOKENS:-16}" \
+  --request-timeout "${REQUEST_TIMEOUT:-900}" --max-stall "${MAX_STALL:-120}" \
   --json "$OUT_DIR/load.json" ${EXTRA:-} | tee "$OUT_DIR/report.txt" || status=$?
 kill -TERM $SERVER; wait $SERVER || true
 exit $status

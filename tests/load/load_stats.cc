@@ -106,14 +106,20 @@ Summary Summarize(const std::vector<Outcome>& outcomes, const std::vector<RssSam
     images += o.image;
     adapters += o.adapter;
   }
-  int64_t base = 0;
-  for (const RssSample& r : rss) {
-    if (r.t_s >= warmup_s) {
-      base = r.rss_kib;
-      break;
+  // RSS growth: mean of the samples in the window after warm-up against the mean of the last
+  // window of the run (a window is 5% of the run, at least 5 samples): single samples jump with
+  // whatever images happen to be queued at that moment.
+  const double window = std::max(5.0, duration_s / 20);
+  auto mean_between = [&](double from, double to) {
+    int64_t sum = 0, n = 0;
+    for (const RssSample& r : rss) {
+      if (r.t_s >= from && r.t_s <= to) sum += r.rss_kib, ++n;
     }
-  }
-  if (!rss.empty() && base > 0) s.rss_growth_kib = rss.back().rss_kib - base;
+    return n > 0 ? sum / n : int64_t{0};
+  };
+  const int64_t base = mean_between(warmup_s, warmup_s + window);
+  const int64_t end = mean_between(duration_s - window, duration_s + 1);
+  if (base > 0 && end > 0) s.rss_growth_kib = end - base;
   for (size_t i = 1; i < rss.size(); ++i) {  // stalls: samples with no progress
     int64_t span = 0;
     for (size_t j = i; j < rss.size() && rss[j].completed == rss[i - 1].completed; ++j) {
@@ -129,6 +135,7 @@ Summary Summarize(const std::vector<Outcome>& outcomes, const std::vector<RssSam
     << ",\n  \"tokens_per_s\": " << tokens / duration_s
     << ",\n  \"ttft_ms\": " << Quantiles(ttft) << ",\n  \"total_ms_ok\": " << Quantiles(total)
     << ",\n  \"unexpected\": " << s.unexpected << ",\n  \"max_stall_s\": " << s.max_stall_s
+    << ",\n  \"rss_base_kib\": " << base << ",\n  \"rss_end_kib\": " << end
     << ",\n  \"rss_growth_kib\": " << s.rss_growth_kib << ",\n  \"by_action_and_code\": {";
   const char* sep = "";
   for (const auto& [k, v] : by_code) {
@@ -153,8 +160,8 @@ Summary Summarize(const std::vector<Outcome>& outcomes, const std::vector<RssSam
   t << "unexpected: " << s.unexpected << "\n";
   for (const auto& [m, n] : unexpected_messages) t << "  " << n << " x " << m << "\n";
   if (!rss.empty()) {
-    t << "server RSS KiB: first " << rss.front().rss_kib << ", after warm-up " << base
-      << ", last " << rss.back().rss_kib << " (growth " << s.rss_growth_kib
+    t << "server RSS KiB: first " << rss.front().rss_kib << ", mean after warm-up " << base
+      << ", mean at the end " << end << " (growth " << s.rss_growth_kib
       << " KiB); longest stall " << s.max_stall_s << " s\n";
   }
   s.text = t.str();
