@@ -15,6 +15,7 @@ PACKAGES=(
   openssl python3 python3-yaml
   texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvipng
   prometheus
+  clang-14 libclang-rt-14-dev
 )
 
 SUDO=""

@@ -9,21 +9,25 @@
 namespace vlmd::server {
 namespace {
 
-// Methods that role kInfer may call. Everything else needs kAdmin.
-constexpr absl::string_view kInferMethods[] = {
-    "/vlmd.v1.Inference/Infer",
-    "/vlmd.v1.Inference/InferStream",
-    "/vlmd.v1.Inference/ListModels",
-    "/vlmd.v1.Inference/ListAdapters",
-};
-
 constexpr absl::string_view kBearer = "bearer ";
 
 }  // namespace
 
+const std::vector<std::pair<absl::string_view, Role>>& MethodRoles() {
+  static const auto* roles = new std::vector<std::pair<absl::string_view, Role>>{
+      {"/vlmd.v1.Inference/Infer", Role::kInfer},
+      {"/vlmd.v1.Inference/InferStream", Role::kInfer},
+      {"/vlmd.v1.Inference/ListModels", Role::kInfer},
+      {"/vlmd.v1.Inference/ListAdapters", Role::kInfer},
+      {"/vlmd.v1.Inference/LoadAdapter", Role::kAdmin},
+      {"/vlmd.v1.Inference/UnloadAdapter", Role::kAdmin},
+  };
+  return *roles;
+}
+
 Role RequiredRole(absl::string_view method) {
-  for (absl::string_view m : kInferMethods) {
-    if (m == method) return Role::kInfer;
+  for (const auto& [m, role] : MethodRoles()) {
+    if (m == method) return role;
   }
   return Role::kAdmin;
 }

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -24,8 +25,13 @@ struct Caller {
   Role role = Role::kAdmin;
 };
 
-// The role `method` ("/vlmd.v1.Inference/Infer") needs. Inference and listing need kInfer;
-// adapter management and every method not listed (the Jobs service included) need kAdmin.
+// Every vlmd RPC and the role it needs, in one table ("/vlmd.v1.Inference/Infer" -> kInfer).
+// A unit test checks that every rpc of every service in proto/vlmd/v1 has a row, so a new
+// method cannot ship without a decision.
+const std::vector<std::pair<absl::string_view, Role>>& MethodRoles();
+
+// The role `method` needs: its MethodRoles() row; kAdmin for anything not listed (deny by
+// default).
 Role RequiredRole(absl::string_view method);
 
 // Checks bearer tokens. Stores only SHA-256 digests and compares them in constant time

@@ -1,10 +1,12 @@
 #include "server/config.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <set>
 
 #include "core/base/file_util.h"
+#include "core/base/logging.h"
 #include "server/yaml_reader.h"
 
 namespace vlmd::server {
@@ -313,6 +315,12 @@ StatusOr<ServeConfig> LoadServeConfig(const std::string& path,
                    ParseServeConfig(text, path.empty() ? "command line" : path, overrides));
   if (!config.auth.tokens_file.empty()) {
     ASSIGN_OR_RETURN(std::string tokens_text, ReadFile(config.auth.tokens_file));
+    struct stat st;
+    if (::stat(config.auth.tokens_file.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+      VLMD_LOG(Warning) << "auth.tokens_file " << config.auth.tokens_file << " has mode "
+                        << std::oct << (st.st_mode & 0777) << std::dec
+                        << ": other users can read the tokens (chmod 600)";
+    }
     ASSIGN_OR_RETURN(std::vector<TokenEntry> more,
                      ParseTokensFile(tokens_text, config.auth.tokens_file));
     for (TokenEntry& t : more) config.auth.tokens.push_back(std::move(t));

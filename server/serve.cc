@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "core/api/eval.h"
 #include "core/api/inference.h"
@@ -83,6 +84,14 @@ void LogSecurity(const ServeConfig& c) {
                     : c.tls.client_ca.empty() ? "TLS"
                                               : "mutual TLS (client certificates required)";
   VLMD_LOG(Info) << "transport: " << tls;
+  // Plaintext beyond loopback: tokens, prompts and images cross the network in clear text.
+  const bool loopback = absl::StartsWith(c.listen, "127.") || absl::StartsWith(c.listen, "[::1]") ||
+                        absl::StartsWith(c.listen, "localhost:");
+  if (c.tls.cert.empty() && !loopback) {
+    VLMD_LOG(Warning) << "listening on " << c.listen
+                      << " without TLS: bearer tokens and requests travel in clear text "
+                         "(set tls.cert/tls.key, or keep plaintext on loopback behind a proxy)";
+  }
 }
 
 Status PreloadAdapters(api::InferenceService& service, const ServeConfig& c) {

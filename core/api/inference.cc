@@ -1,5 +1,7 @@
 #include "core/api/inference.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -186,6 +188,20 @@ StatusOr<AdapterInfo> InferenceServiceImpl::LoadAdapter(const std::string& name,
   std::string dir = path;
   if (config_.images.allowed_roots) {
     ASSIGN_OR_RETURN(dir, ResolveUnderRoots(path, *config_.images.allowed_roots));
+    // The files inside must not lead out of the roots either (a symlinked adapter_config.json
+    // could point at any file the server can read, or at a FIFO or device).
+    for (const char* file : {"adapter_config.json", "adapter_model.safetensors"}) {
+      RETURN_IF_ERROR(
+          ResolveUnderRoots(JoinPath(dir, file), *config_.images.allowed_roots).status());
+    }
+  }
+  // Only regular files: reading a FIFO would block this thread forever, a device never end.
+  for (const char* file : {"adapter_config.json", "adapter_model.safetensors"}) {
+    struct stat st;
+    const std::string p = JoinPath(dir, file);
+    if (::stat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat("adapter file ", p, " is not a regular file"));
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -91,26 +91,46 @@ bool IsUnder(const std::string& path, const std::string& root) {
                           path[root.size()] == '/');
 }
 
-// Splits off trailing components that do not exist yet; resolves the existing prefix.
+// True when a directory entry exists at `path`, a dangling symbolic link included.
+bool EntryExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Splits off trailing components that do not exist yet; resolves the existing prefix. A
+// dangling symbolic link counts as existing (and then fails to resolve): creating the output
+// "through" it would write wherever it points.
 StatusOr<std::string> CanonicalAllowMissing(const std::string& path) {
   std::string existing = path;
   std::string rest;
-  while (!PathExists(existing)) {
+  while (!EntryExists(existing)) {
     size_t slash = existing.find_last_of('/');
     std::string last = slash == std::string::npos ? existing : existing.substr(slash + 1);
     if (last == ".." || last == ".") {
       return absl::PermissionDeniedError(absl::StrCat("path ", path, " contains '", last,
                                                       "' after a missing directory"));
     }
-    rest = rest.empty() ? last : last + "/" + rest;
+    if (!last.empty()) rest = rest.empty() ? last : last + "/" + rest;  // "a//b" is "a/b"
     if (slash == std::string::npos) {
       existing = ".";
       break;
     }
     existing = slash == 0 ? "/" : existing.substr(0, slash);
   }
-  ASSIGN_OR_RETURN(std::string base, Canonical(existing));
-  return rest.empty() ? base : JoinPath(base, rest);
+  StatusOr<std::string> base = Canonical(existing);
+  if (!base.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "path ", path, ": ", existing, " cannot be resolved (a dangling symbolic link?)"));
+  }
+  return rest.empty() ? *base : JoinPath(*base, rest);
+}
+
+bool UnderAnyRoot(const std::string& resolved, const std::vector<std::string>& roots) {
+  for (const std::string& root : roots) {
+    StatusOr<std::string> canonical_root = Canonical(root);
+    if (canonical_root.ok() && IsUnder(resolved, *canonical_root)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -121,14 +141,20 @@ StatusOr<std::string> ResolveUnderRoots(const std::string& path,
   if (path.find('\0') != std::string::npos) {
     return absl::InvalidArgumentError("path contains a NUL byte");
   }
+  // The message never shows the resolved path: it would reveal symlink targets and the
+  // server's layout to a client.
+  const Status outside =
+      absl::PermissionDeniedError(absl::StrCat("path ", path, " is outside the allowed roots"));
   StatusOr<std::string> resolved = must_exist ? Canonical(path) : CanonicalAllowMissing(path);
-  if (!resolved.ok()) return resolved.status();
-  for (const std::string& root : roots) {
-    StatusOr<std::string> canonical_root = Canonical(root);
-    if (canonical_root.ok() && IsUnder(*resolved, *canonical_root)) return resolved;
+  if (!resolved.ok()) {
+    // NOT_FOUND only for a path that would lie under a root: elsewhere the difference between
+    // NOT_FOUND and PERMISSION_DENIED would tell a client which files exist outside the roots.
+    if (!must_exist) return resolved.status();
+    StatusOr<std::string> where = CanonicalAllowMissing(path);
+    return where.ok() && UnderAnyRoot(*where, roots) ? resolved.status() : outside;
   }
-  return absl::PermissionDeniedError(
-      absl::StrCat("path ", path, " is outside the allowed roots (resolved to ", *resolved, ")"));
+  if (UnderAnyRoot(*resolved, roots)) return resolved;
+  return outside;
 }
 
 }  // namespace vlmd

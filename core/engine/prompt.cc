@@ -1,5 +1,12 @@
 #include "core/engine/prompt.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "nlohmann/json.hpp"
@@ -91,20 +98,37 @@ StatusOr<std::string> LoadImageBytes(const ImageSource& src, size_t index,
   if (policy.allowed_roots) {
     ASSIGN_OR_RETURN(path, ResolveUnderRoots(src.path, *policy.allowed_roots));
   }
-  if (policy.decode.max_bytes > 0 && PathExists(path) && !IsDirectory(path)) {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (f != nullptr) {
-      std::fseek(f, 0, SEEK_END);
-      long size = std::ftell(f);
-      std::fclose(f);
-      if (size > policy.decode.max_bytes) {
-        return absl::InvalidArgumentError(absl::StrCat(src.Describe(index), " is ", size,
-                                                       " bytes, over the limit of ",
-                                                       policy.decode.max_bytes));
-      }
-    }
+  // Only regular files: a FIFO would block the request thread forever and a device such as
+  // /dev/zero would be read until memory runs out. O_NONBLOCK keeps open() itself from waiting
+  // for a FIFO's writer. The read is bounded by the byte limit even if the file grows.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return ReadFile(path);  // NOT_FOUND / PERMISSION_DENIED naming the path
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(absl::StrCat(src.Describe(index), " is not a regular file"));
   }
-  return ReadFile(path);
+  const int64_t limit = policy.decode.max_bytes > 0 ? policy.decode.max_bytes : INT64_MAX - 1;
+  if (st.st_size > limit) {
+    ::close(fd);
+    return absl::InvalidArgumentError(absl::StrCat(src.Describe(index), " is ", st.st_size,
+                                                   " bytes, over the limit of ", limit));
+  }
+  std::string bytes(static_cast<size_t>(st.st_size) + 1, '\0');  // +1 sees growth
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got != static_cast<size_t>(st.st_size)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(src.Describe(index), " changed while it was read"));
+  }
+  bytes.resize(got);
+  return bytes;
 }
 
 StatusOr<PreparedPrompt> PreparePrompt(const PromptInput& input, const PromptContext& context,

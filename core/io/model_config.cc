@@ -1,5 +1,9 @@
 #include "core/io/model_config.h"
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "nlohmann/json.hpp"
@@ -47,6 +51,18 @@ class Lookup {
     if (!ok) {
       return absl::InvalidArgumentError(
           absl::StrCat(source_, ": \"", key, "\" has the wrong type (", v->type_name(), ")"));
+    }
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // nlohmann would wrap 4294967360 to 64 in an int; say so instead.
+      const bool fits =
+          v->is_number_unsigned()
+              ? v->get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+              : v->get<int64_t>() >= std::numeric_limits<T>::min() &&
+                    v->get<int64_t>() <= std::numeric_limits<T>::max();
+      if (!fits) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source_, ": \"", key, "\" is out of range (", v->dump(), ")"));
+      }
     }
     *out = v->get<T>();
     return absl::OkStatus();
@@ -102,8 +118,9 @@ Status ParseText(const json& j, const std::string& source, TextConfig* t) {
   }
   t->mrope_section.clear();
   for (const json& s : *section) {
-    if (!s.is_number_integer()) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ": mrope_section must hold integers"));
+    if (!s.is_number_integer() || s.get<int64_t>() < 0 || s.get<int64_t>() > 65536) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": mrope_section must hold integers in [0, 65536]"));
     }
     t->mrope_section.push_back(s.get<int>());
   }
@@ -133,12 +150,21 @@ Status ParseEosIds(const json& j, const std::string& source, std::vector<int32_t
   const json* eos = Lookup(source, {&j, tc}).Find("eos_token_id");
   if (eos == nullptr) return absl::OkStatus();
   ids->clear();
+  auto is_id = [](const json& e) {
+    return e.is_number_integer() && e.get<int64_t>() >= 0 &&
+           e.get<int64_t>() <= std::numeric_limits<int32_t>::max();
+  };
   if (eos->is_number_integer()) {
+    if (!is_id(*eos)) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": eos_token_id ", eos->dump(),
+                                                     " is not a token id"));
+    }
     ids->push_back(eos->get<int32_t>());
   } else if (eos->is_array()) {
     for (const json& e : *eos) {
-      if (!e.is_number_integer()) {
-        return absl::InvalidArgumentError(absl::StrCat(source, ": eos_token_id must hold ints"));
+      if (!is_id(e)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": eos_token_id must hold token ids (ints >= 0)"));
       }
       ids->push_back(e.get<int32_t>());
     }
@@ -163,7 +189,7 @@ Status Validate(const ModelConfig& c, const std::string& source) {
                           "hidden_size must be a multiple of num_attention_heads"));
   RETURN_IF_ERROR(Require(t.num_attention_heads % t.num_key_value_heads == 0, source,
                           "num_attention_heads must be a multiple of num_key_value_heads"));
-  int sum = 0;
+  int64_t sum = 0;
   for (int s : t.mrope_section) sum += s;
   RETURN_IF_ERROR(Require(t.mrope_section.size() == 3 && sum * 2 == t.head_dim(), source,
                           absl::StrCat("mrope_section must have 3 entries summing to head_dim/2 = ",
@@ -172,6 +198,11 @@ Status Validate(const ModelConfig& c, const std::string& source) {
   RETURN_IF_ERROR(Require(v.depth > 0 && v.embed_dim > 0 && v.num_heads > 0 &&
                               v.embed_dim % v.num_heads == 0 && v.head_dim() % 4 == 0,
                           source, "vision embed_dim/num_heads must give a head_dim divisible by 4"));
+  RETURN_IF_ERROR(Require(std::isfinite(t.rms_norm_eps) && t.rms_norm_eps >= 0 &&
+                              std::isfinite(t.rope_theta) && t.rope_theta > 0,
+                          source, "rms_norm_eps must be >= 0 and rope_theta > 0"));
+  RETURN_IF_ERROR(Require(v.mlp_ratio > 0 && v.embed_dim * v.mlp_ratio < (1 << 30), source,
+                          "vision mlp_ratio must be > 0 and keep the MLP under 2^30 wide"));
   RETURN_IF_ERROR(Require(v.hidden_size == t.hidden_size, source,
                           "vision_config.hidden_size must equal the LLM hidden_size"));
   RETURN_IF_ERROR(Require(v.hidden_act == "quick_gelu", source,
@@ -279,7 +310,19 @@ StatusOr<PreprocessorConfig> PreprocessorConfig::FromJson(const std::string& tex
     if (!v->is_array() || v->size() != 3) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": ", key, " must be 3 numbers"));
     }
-    for (int i = 0; i < 3; ++i) (*dst)[i] = (*v)[i].get<float>();
+    for (int i = 0; i < 3; ++i) {
+      if (!(*v)[i].is_number()) {
+        return absl::InvalidArgumentError(absl::StrCat(source, ": ", key, " must be 3 numbers"));
+      }
+      (*dst)[i] = (*v)[i].get<float>();
+    }
+  }
+  // smart_resize and the patch order divide by these.
+  for (int size : {p.patch_size, p.temporal_patch_size, p.merge_size}) {
+    if (size < 1 || size > 1024) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": patch_size, temporal_patch_size and merge_size must be in [1, 1024]"));
+    }
   }
   if (p.min_pixels <= 0 || p.max_pixels < p.min_pixels) {
     return absl::InvalidArgumentError(

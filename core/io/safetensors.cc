@@ -64,9 +64,16 @@ Status ParseEntry(const std::string& path, const std::string& name, const json& 
   for (const json& d : shape) {
     if (!d.is_number_unsigned()) return bad("shape has a negative or non-integer dimension");
     uint64_t dim = d.get<uint64_t>();
-    if (dim != 0 && numel > (1ull << 62) / dim) return bad("shape overflows");
+    // Dimensions and element counts stay far below 2^62, so that int64 shapes, numel() and
+    // numel * dtype size (at most 8) never overflow, even after a zero dimension.
+    if (dim > (1ull << 62) || (dim != 0 && numel > (1ull << 62) / dim)) {
+      return bad("shape overflows");
+    }
     numel *= dim;
     view->shape.push_back(static_cast<int64_t>(dim));
+  }
+  if (numel > (1ull << 62) / static_cast<uint64_t>(DTypeSize(*dtype))) {
+    return bad("shape overflows");
   }
   offsets[0] = offs[0].get<uint64_t>();
   offsets[1] = offs[1].get<uint64_t>();

@@ -72,6 +72,9 @@ Status RejectUnsupported(const json& j, const std::string& source) {
            !(j[key].is_boolean() && !j[key].get<bool>()) &&
            !(j[key].is_array() && j[key].empty());
   };
+  if (j.contains("peft_type") && !j["peft_type"].is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": peft_type must be a string"));
+  }
   if (j.value("peft_type", std::string("LORA")) != "LORA") {
     return absl::UnimplementedError(absl::StrCat(source, ": only peft_type LORA is supported"));
   }
@@ -96,6 +99,12 @@ StatusOr<LoraConfig> LoraConfig::FromJson(const std::string& text, const std::st
   }
   RETURN_IF_ERROR(RejectUnsupported(j, source));
   LoraConfig c;
+  // nlohmann converts 1e300 or 2.5 to int without complaint (the first is undefined behaviour).
+  if (j.contains("r") && (!j["r"].is_number_integer() || j["r"].get<int64_t>() < 1 ||
+                          j["r"].get<int64_t>() > 65536)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": r must be an integer in [1, 65536], got ", j["r"].dump()));
+  }
   try {
     c.r = j.value("r", 8);
     c.lora_alpha = j.value("lora_alpha", 8.0);

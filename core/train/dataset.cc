@@ -80,6 +80,8 @@ void ReadJsonArray(const std::string& text, FileReader* reader) {
     const size_t byte = std::min<size_t>(e.byte, text.size());
     const int64_t line = 1 + std::count(text.begin(), text.begin() + byte, '\n');
     return reader->AddIssue(line, IssueKind::kBadJson, absl::StrCat("bad JSON: ", JsonMessage(e)));
+  } catch (const json::exception& e) {  // out_of_range: a number like 3e308 overflows a double
+    return reader->AddIssue(1, IssueKind::kBadJson, absl::StrCat("bad JSON: ", JsonMessage(e)));
   }
   if (!rows.is_array()) {
     return reader->AddIssue(

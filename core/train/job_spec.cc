@@ -1,7 +1,9 @@
 #include "core/train/job_spec.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -73,26 +75,56 @@ struct Reader {
   void operator()(const char* key, T& field) {
     seen.insert(key);
     if (!status.ok() || !j.contains(key) || j[key].is_null()) return;
+    std::string problem;
     try {
-      Assign(j[key], field);
+      problem = Assign(j[key], field);
     } catch (const json::exception&) {
-      status = absl::InvalidArgumentError(
-          absl::StrCat(source, ": field \"", key, "\" has the wrong type (", j[key].type_name(),
-                       ")"));
+      problem = WrongType(j[key]);
+    }
+    if (!problem.empty()) {
+      status = absl::InvalidArgumentError(absl::StrCat(source, ": field \"", key, "\" ", problem));
     }
   }
+  static std::string WrongType(const json& v) {
+    return absl::StrCat("has the wrong type (", v.type_name(), ")");
+  }
+  // Converts exactly: an integer field takes a JSON integer that fits (not 2.5, not 1e300, not
+  // true), a bool field a JSON boolean, a double field any JSON number. Returns "" or the
+  // problem. Strings and lists go through nlohmann, which throws on a mismatch.
   template <typename T>
-  static void Assign(const json& v, T& field) {
-    field = v.get<T>();
+  static std::string Assign(const json& v, T& field) {
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!v.is_boolean()) return WrongType(v);
+      field = v.get<bool>();
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!v.is_number_integer()) return WrongType(v);
+      const bool fits = v.is_number_unsigned()
+                            ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                            : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                  v.get<int64_t>() <= std::numeric_limits<T>::max();
+      if (!fits) return absl::StrCat("is out of range (", v.dump(), ")");
+      field = v.is_number_unsigned() ? static_cast<T>(v.get<uint64_t>())
+                                     : static_cast<T>(v.get<int64_t>());
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!v.is_number()) return WrongType(v);
+      field = v.get<T>();
+    } else {
+      field = v.get<T>();
+    }
+    return "";
   }
   template <typename T>
-  static void Assign(const json& v, std::optional<T>& field) {
-    field = v.get<T>();
+  static std::string Assign(const json& v, std::optional<T>& field) {
+    T value{};
+    std::string problem = Assign(v, value);
+    if (problem.empty()) field = value;
+    return problem;
   }
   // A single string is accepted where a list is expected ("dataset": "a.jsonl").
-  static void Assign(const json& v, std::vector<std::string>& field) {
+  static std::string Assign(const json& v, std::vector<std::string>& field) {
     field = v.is_string() ? std::vector<std::string>{v.get<std::string>()}
                           : v.get<std::vector<std::string>>();
+    return "";
   }
 };
 

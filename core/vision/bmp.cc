@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
 #include "core/vision/decode_internal.h"
 
 namespace vlmd {
@@ -23,6 +24,24 @@ uint8_t Rescale5(uint8_t s) { return static_cast<uint8_t>((s >> 3) * 255 / 31); 
 uint8_t Rescale6(uint8_t s) { return static_cast<uint8_t>((s >> 2) * 255 / 63); }
 
 }  // namespace
+
+Status CheckBmpComplete(std::string_view data, std::string_view what) {
+  // offset of the pixels (4) at 10; BITMAPINFOHEADER: width (4) at 18, height (4) at 22,
+  // bit count (2) at 28, compression (4) at 30.
+  if (data.size() < 34 || Le(data, 14, 4) < 40) return absl::OkStatus();  // stb judges the rest
+  const uint32_t compression = Le(data, 30, 4);
+  if (compression != 0 && compression != 3) return absl::OkStatus();
+  const int64_t width = static_cast<int32_t>(Le(data, 18, 4));
+  const int64_t height = static_cast<int32_t>(Le(data, 22, 4));
+  const int64_t bits = Le(data, 28, 2);
+  const int64_t stride = (width * bits + 31) / 32 * 4;
+  const int64_t need = int64_t{Le(data, 10, 4)} + stride * (height < 0 ? -height : height);
+  if (width > 0 && static_cast<int64_t>(data.size()) < need) {
+    return InvalidImage(what, absl::StrCat("truncated bmp: ", data.size(), " of ", need,
+                                           " bytes (pixel rows missing)"));
+  }
+  return absl::OkStatus();
+}
 
 Status MatchPilBmp16(std::string_view data, std::string_view what, RgbImage& image) {
   // file header (14), info header size (4) at 14, bit count (2) at 28, compression (4) at 30;

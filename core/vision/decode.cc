@@ -142,6 +142,11 @@ StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what) {
     return InvalidImage(what, absl::StrCat("corrupt or truncated ", info.format,
                                            " header (stb: ", stbi_failure_reason(), ")"));
   }
+  // stb reports a BMP or GIF of width or height 0 as a valid image: one with no pixels.
+  if (info.width <= 0 || info.height <= 0) {
+    return InvalidImage(what, absl::StrCat(info.format, " of ", info.width, "x", info.height,
+                                           " has no pixels"));
+  }
   // A PNG that stb cannot read past IHDR keeps IHDR's values; decoding will say why.
   return info;
 }
@@ -201,6 +206,7 @@ StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& limits
   RETURN_IF_ERROR(CheckPixelLimit(info, limits, what));
   if (info.format == "jpeg") RETURN_IF_ERROR(vision_internal::CheckJpegComplete(data, what));
   if (info.format == "gif") return vision_internal::DecodeGifFirstFrame(data, what);
+  if (info.format == "bmp") RETURN_IF_ERROR(vision_internal::CheckBmpComplete(data, what));
   if (info.is_16_bit && info.channels == 1) return DecodeGrey16(data, what);
   ASSIGN_OR_RETURN(RgbImage image, DecodeRgb8(data, info, what));
   if (info.format == "bmp") RETURN_IF_ERROR(vision_internal::MatchPilBmp16(data, what, image));

@@ -23,6 +23,10 @@ ImageFormat DetectFormat(std::string_view data);
 // missing); stb's own reasons for such data are misleading. INVALID_ARGUMENT naming `what`.
 Status CheckJpegComplete(std::string_view data, std::string_view what);
 
+// Uncompressed (BI_RGB / BI_BITFIELDS) BMP whose file ends before the pixel rows do: stb would
+// decode the missing rows as black; PIL refuses ("image file is truncated"), and so do we.
+Status CheckBmpComplete(std::string_view data, std::string_view what);
+
 // Rescales stb's 16-bit BMP colours to PIL's (see bmp.cc); other BMPs are left alone. Refuses
 // 16-bit bitfield layouts PIL refuses.
 Status MatchPilBmp16(std::string_view data, std::string_view what, RgbImage& image);

@@ -1,5 +1,6 @@
 #include "core/io/model_config.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace vlmd {
@@ -93,6 +94,41 @@ TEST(PreprocessorConfig, MinMaxPixelsOverrideSize) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->max_pixels, 12845056);
   EXPECT_FLOAT_EQ(p->image_mean[1], 0.5f);
+}
+
+// Found by tests/fuzz/config_fuzzer.cc: a non-number in image_mean threw nlohmann's
+// type_error out of FromJson (a server loading such a model died on the exception).
+TEST(PreprocessorConfig, NonNumericMeanIsAnError) {
+  auto p = PreprocessorConfig::FromJson(
+      R"({"image_mean":["a","b","c"],"min_pixels":1,"max_pixels":2})", "pre.json");
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(p.status().message()).find("image_mean"), std::string::npos);
+}
+
+// Found by the config fuzzer: patch_size 0 was accepted (smart_resize divides by it).
+TEST(PreprocessorConfig, ZeroPatchGeometryIsAnError) {
+  for (const char* key : {"patch_size", "merge_size", "temporal_patch_size"}) {
+    auto p = PreprocessorConfig::FromJson(absl::StrCat("{\"", key, "\": 0}"), "pre.json");
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << key;
+  }
+}
+
+// Found with the config fuzzer's seeds: integers that do not fit the field were wrapped
+// silently (hidden_size 4294967360 became 64), and huge mrope sections overflowed an int sum.
+TEST(ModelConfig, OutOfRangeIntegersAreErrors) {
+  std::string wide = kFlat2B;
+  wide.replace(wide.find("\"hidden_size\": 1536"), 19, "\"hidden_size\": 4294968832");
+  auto c = ModelConfig::FromJson(wide, "config.json");
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(c.status().message()).find("out of range"), std::string::npos)
+      << c.status();
+  std::string section = kFlat2B;
+  section.replace(section.find("[16, 24, 24]"), 12, "[2147483647, 2147483647, 4]");
+  auto s = ModelConfig::FromJson(section, "config.json");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(s.status().message()).find("mrope_section"), std::string::npos);
+  auto eos = GenerationConfig::FromJson(R"({"eos_token_id": [-1]})", "generation_config.json");
+  EXPECT_EQ(eos.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GenerationConfig, EosListAndSampling) {

@@ -85,6 +85,22 @@ TEST_F(SafetensorsTest, RejectsHugeHeaderLength) {
   EXPECT_NE(std::string(f.status().message()).find("exceeds"), std::string::npos);
 }
 
+// Found by tests/fuzz/safetensors_fuzzer.cc: shape [2^61] of F64 needs 2^64 bytes, which
+// wrapped to 0, so an empty data section "held" a 2^61-element tensor (an out-of-bounds read
+// for whoever turns it into a tensor). Dimensions past 2^62 after a zero dimension went
+// negative as int64.
+TEST_F(SafetensorsTest, RejectsShapesWhoseByteCountOverflows) {
+  for (const char* header :
+       {R"({"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})",
+        R"({"a":{"dtype":"I32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})",
+        R"({"a":{"dtype":"U8","shape":[0,18446744073709551615],"data_offsets":[0,0]}})"}) {
+    auto file = SafetensorsFile::Open(Raw("overflow.safetensors", header, ""));
+    EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument) << header;
+    EXPECT_NE(std::string(file.status().message()).find("overflows"), std::string::npos)
+        << file.status();
+  }
+}
+
 TEST_F(SafetensorsTest, ShardedCheckpointThroughIndex) {
   std::map<std::string, OwnedTensor> a, b;
   a["x"] = {DType::kU8, {3}, "abc"};

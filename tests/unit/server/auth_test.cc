@@ -3,6 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "vlmd/v1/inference.pb.h"
+
 namespace vlmd::server {
 namespace {
 
@@ -73,6 +81,56 @@ TEST(Auth, ReadsCallMetadata) {
             absl::StatusCode::kUnauthenticated);
   metadata.emplace(grpc::string_ref(key), grpc::string_ref(value));
   EXPECT_TRUE(auth.Authorize(metadata, "/vlmd.v1.Inference/UnloadAdapter").ok());
+}
+
+}  // namespace
+}  // namespace vlmd::server
+
+namespace vlmd::server {
+namespace {
+
+// Every rpc declared in proto/vlmd/v1/*.proto, as "/vlmd.v1.Service/Method" (read from the
+// .proto text, so services whose generated code a binary does not link are covered too).
+std::vector<std::string> DeclaredMethods() {
+  std::vector<std::string> methods;
+  const std::regex service(R"(^\s*service\s+(\w+))"), rpc(R"(^\s*rpc\s+(\w+)\s*\()");
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(VLMD_SOURCE_DIR) + "/proto/vlmd/v1")) {
+    if (entry.path().extension() != ".proto") continue;
+    std::ifstream in(entry.path());
+    std::string line, current;
+    std::smatch m;
+    while (std::getline(in, line)) {
+      if (std::regex_search(line, m, service)) current = m[1];
+      if (std::regex_search(line, m, rpc)) methods.push_back("/vlmd.v1." + current + "/" + m[1].str());
+    }
+  }
+  return methods;
+}
+
+// Roles on every RPC: a new rpc without a row in MethodRoles() fails here (it would be
+// admin-only by default; the table makes the decision explicit).
+TEST(Auth, EveryDeclaredMethodHasARoleRow) {
+  std::vector<std::string> declared = DeclaredMethods();
+  ASSERT_GE(declared.size(), 6u);
+  std::set<std::string> table;
+  for (const auto& [method, role] : MethodRoles()) table.insert(std::string(method));
+  for (const std::string& m : declared) {
+    EXPECT_TRUE(table.count(m)) << m << " has no row in MethodRoles() (server/auth.cc)";
+  }
+  // And no stale rows.
+  for (const std::string& m : table) {
+    EXPECT_NE(std::find(declared.begin(), declared.end(), m), declared.end())
+        << m << " is in MethodRoles() but not declared in proto/vlmd/v1";
+  }
+  // The linked descriptor of the Inference service agrees with the text.
+  const google::protobuf::ServiceDescriptor* inference =
+      vlmd::v1::InferRequest::descriptor()->file()->FindServiceByName("Inference");
+  ASSERT_NE(inference, nullptr);
+  for (int i = 0; i < inference->method_count(); ++i) {
+    std::string full = "/" + inference->full_name() + "/" + inference->method(i)->name();
+    EXPECT_TRUE(table.count(full)) << full;
+  }
 }
 
 }  // namespace

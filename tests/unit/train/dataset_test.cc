@@ -133,6 +133,23 @@ TEST(DatasetTest, BrokenJsonFileNamesTheLine) {
   EXPECT_EQ(r.issues.kept()[0].line, 3);
 }
 
+// Found by tests/fuzz/dataset_fuzzer.cc: a number that overflows a double threw
+// json::out_of_range (not a parse_error) out of the reader and ended the process.
+TEST(DatasetTest, OverflowingNumberInJsonFileIsAnIssue) {
+  TempDir dir;
+  std::string path = dir.Write("rows.json", R"([{"query": 3e308, "response": "r"}])");
+  auto r = ReadDatasetFile(path, DatasetReadOptions());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->issues.kept().size(), 1u);
+  EXPECT_EQ(r->issues.kept()[0].kind, IssueKind::kBadJson);
+  EXPECT_NE(r->issues.kept()[0].reason.find("overflow"), std::string::npos)
+      << r->issues.kept()[0].reason;
+  std::string lines = dir.Write("rows.jsonl", "{\"query\": 1e400, \"response\": \"r\"}\n");
+  auto l = ReadDatasetFile(lines, DatasetReadOptions());
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ(l->issues.errors(), 1);
+}
+
 TEST(DatasetTest, CsvWithQuotingImagesAndHistory) {
   TempDir dir;
   const std::string img = dir.WritePng("pics/x.png", 10, 10);

@@ -35,6 +35,31 @@ TEST(JobSpec, JsonRoundTripAndSingleStringDataset) {
   EXPECT_TRUE(again->Validate().ok());
 }
 
+// Found by tests/fuzz/job_spec_fuzzer.cc: "batch_size": 1e300 was converted to int
+// (undefined behaviour), 2.5 and true were accepted as integers, and 2^40 wrapped.
+TEST(JobSpec, NumbersMustFitTheirField) {
+  struct Case {
+    const char* json;
+    const char* message;
+  };
+  for (const Case& c : {Case{R"({"batch_size": 1e300})", "batch_size\" has the wrong type"},
+                        Case{R"({"lora_rank": 2.5})", "lora_rank\" has the wrong type"},
+                        Case{R"({"gpus": true})", "gpus\" has the wrong type"},
+                        Case{R"({"shuffle": 1})", "shuffle\" has the wrong type"},
+                        Case{R"({"lora_rank": 1099511627776})", "lora_rank\" is out of range"},
+                        Case{R"({"max_steps": 18446744073709551615})", "max_steps\" is out of range"},
+                        Case{R"({"gradient_accumulation_steps": 2147483648})", "out of range"}}) {
+    auto s = JobSpec::FromJson(c.json, "job.json");
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << c.json;
+    EXPECT_NE(std::string(s.status().message()).find(c.message), std::string::npos)
+        << c.json << ": " << s.status();
+  }
+  auto ok = JobSpec::FromJson(R"({"lora_alpha": 16, "max_length": -9223372036854775808})", "j");
+  ASSERT_TRUE(ok.ok()) << ok.status();  // an integer is a fine double; Validate() judges ranges
+  EXPECT_EQ(ok->lora_alpha, 16);
+  EXPECT_FALSE(ok->Validate().ok());
+}
+
 TEST(JobSpec, ErrorsNameTheField) {
   auto unknown = JobSpec::FromJson(R"({"model": "/m", "lora_rnak": 4})", "job.json");
   EXPECT_NE(std::string(unknown.status().message()).find("lora_rnak"), std::string::npos);

@@ -160,6 +160,27 @@ TEST(DecodeTest, JpegAndGifHeadersAreCheckedToo) {
   ExpectInvalid(DecodeImage(gif, DecodeLimits{}, "big.gif"), "65535x65535");
 }
 
+// Found by tests/fuzz/image_fuzzer.cc: stb reports a BMP of width 0 as a valid image, and
+// DecodeImage returned a 0 x 1174016 image with no pixels.
+TEST(DecodeTest, ZeroWidthImageIsInvalid) {
+  const std::string bmp(
+      "BM\x82\0\0\0\0\0\0\0>\0\0\0(\0\0\0\0\0\0\0\0\xea\x11\0\x01\0\x01\0"
+      "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xaa\xaa\x12\0",
+      50);
+  ExpectInvalid(DecodeImage(bmp, DecodeLimits{}, "empty.bmp"), "has no pixels");
+  EXPECT_FALSE(ProbeImage(bmp, "empty.bmp").ok());
+}
+
+// Found by the bad-input catalogue: a BMP cut after its header decoded as a black image.
+TEST(DecodeTest, BmpWithoutItsPixelRowsIsTruncated) {
+  std::string bmp = ReadSourceFile(std::string(kUnitDir) + "bmp_rgb24.bmp");
+  ASSERT_GT(bmp.size(), 60u);
+  EXPECT_TRUE(DecodeImage(bmp, DecodeLimits{}, "full.bmp").ok());
+  for (size_t cut : {size_t{54}, size_t{100}, bmp.size() - 1}) {
+    ExpectInvalid(DecodeImage(bmp.substr(0, cut), DecodeLimits{}, "cut.bmp"), "truncated bmp");
+  }
+}
+
 // PIL reads 16-bit BMPs only as 5-5-5 or 5-6-5 and refuses other bitfield layouts; so do we.
 TEST(DecodeTest, OddSixteenBitBmpLayoutIsRefused) {
   std::string bmp = ReadSourceFile(std::string(kUnitDir) + "bmp16_565.bmp");
