@@ -54,11 +54,12 @@ Status JobManager::ResolveSpec(JobSpec* spec) const {
       std::vector<std::string> allowed = roots;
       if (named && !config_.data_root.empty()) allowed.push_back(config_.data_root);
       ASSIGN_OR_RETURN(std::string resolved, ResolveField("dataset", path, allowed));
-      if (named) continue;  // the name stays: the worker resolves it under the data root
-      if (IsDirectory(resolved)) {
+      if (IsDirectory(resolved) && !named) {
         return absl::InvalidArgumentError(
             absl::StrCat("job spec: dataset: ", resolved, " is a directory, not a data file"));
       }
+      // A named set becomes its folder, which the worker and the evaluator read without
+      // knowing the data root.
       entry = resolved;
     }
   }

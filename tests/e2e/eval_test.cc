@@ -98,5 +98,38 @@ TEST(EvaluateE2E, PredictionsEqualVlmdGenerateOneByOne) {
   EXPECT_EQ(j.value("samples", std::string()), "2");  // int64 is a JSON string in proto3
 }
 
+// A job on a named data set (latex-ocr-print under training.data_root), then Evaluate on the
+// job's own validation split: no data files named, the evaluator rebuilds the split.
+TEST(EvaluateE2E, AJobOnANamedDataSetIsEvaluatedOnItsValidationSplit) {
+  TempDir dir;
+  std::string folder = dir.Join("datasets/latex-ocr-print");
+  ASSERT_EQ(RunProcess({"mkdir", "-p", folder}).exit_code, 0);
+  WriteImageDataset(folder, 10);
+  std::string error;
+  auto server = ServerProcess::Start(
+      JobServerYaml(dir.path(), 1, "  data_root: " + dir.Join("datasets") + "\n"), dir.path(), {},
+      &error);
+  ASSERT_NE(server, nullptr) << error;
+  std::vector<std::string> args = {"sft", "--name", "named", "--watch"};
+  std::vector<std::string> flags = QuickJobFlags("latex-ocr-print", 2, 2);
+  args.insert(args.end(), flags.begin(), flags.end());
+  ProcessResult job = Vlmctl(*server, args);
+  ASSERT_EQ(job.exit_code, 0) << job.out << job.err;
+  std::string id = job.out.substr(0, job.out.find(' '));
+  v1::EvaluateRequest request;
+  request.set_job_id(id);
+  request.mutable_params()->set_max_new_tokens(kTokens);
+  std::vector<v1::EvalSample> samples;
+  v1::EvalSummary summary;
+  grpc::Status status = RunEvaluate(*JobsStub(*server), request, &samples, &summary);
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    GTEST_SKIP() << "this vlmd has no evaluation (core/eval): " << status.error_message();
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(summary.samples(), 2);  // 10 rows, dataset_test_ratio 0.2
+  EXPECT_TRUE(summary.has_eval_loss());
+  EXPECT_EQ(ReadLines(summary.results_path()).size(), 2u);
+}
+
 }  // namespace
 }  // namespace vlmd::e2e

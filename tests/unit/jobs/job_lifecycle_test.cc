@@ -254,7 +254,7 @@ TEST_F(JobManagerTest, DataValidationFailureFailsTheJobBeforeAnyWorker) {
   EXPECT_EQ(s.attempts, 0);
 }
 
-TEST_F(JobManagerTest, NamedDataSetKeepsItsNameAndTheWorkerGetsTheDataRoot) {
+TEST_F(JobManagerTest, NamedDataSetBecomesItsFolderAndTheWorkerGetsTheDataRoot) {
   config_.data_root = JoinPath(root_, "datasets");
   ASSERT_TRUE(MakeDirs(JoinPath(config_.data_root, "latex-ocr-print")).ok());
   hooks_.resolve_dataset = [root = config_.data_root](const std::string& entry) {
@@ -264,7 +264,8 @@ TEST_F(JobManagerTest, NamedDataSetKeepsItsNameAndTheWorkerGetsTheDataRoot) {
   JobSpec spec = Spec("named");
   spec.datasets = {"latex-ocr-print"};
   JobStatus s = WaitState(Submit(spec), JobState::kSucceeded);
-  EXPECT_EQ(s.spec.datasets, std::vector<std::string>{"latex-ocr-print"});
+  EXPECT_EQ(s.spec.datasets,
+            std::vector<std::string>{JoinPath(config_.data_root, "latex-ocr-print")});
   std::vector<std::string> attempts = Attempts(s);
   ASSERT_FALSE(attempts.empty());
   EXPECT_TRUE(Contains(attempts[0], "data_root=" + config_.data_root + " ")) << attempts[0];
