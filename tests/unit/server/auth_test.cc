@@ -24,7 +24,9 @@ TEST(Auth, RequiredRoles) {
   EXPECT_EQ(RequiredRole("/vlmd.v1.Inference/ListAdapters"), Role::kInfer);
   EXPECT_EQ(RequiredRole("/vlmd.v1.Inference/LoadAdapter"), Role::kAdmin);
   EXPECT_EQ(RequiredRole("/vlmd.v1.Inference/UnloadAdapter"), Role::kAdmin);
-  EXPECT_EQ(RequiredRole("/vlmd.v1.Jobs/StartSftJob"), Role::kAdmin);  // unlisted = admin
+  EXPECT_EQ(RequiredRole("/vlmd.v1.Jobs/StartSftJob"), Role::kAdmin);
+  EXPECT_EQ(RequiredRole("/vlmd.v1.Jobs/Evaluate"), Role::kAdmin);
+  EXPECT_EQ(RequiredRole("/vlmd.v1.Unknown/Method"), Role::kAdmin);  // unlisted = admin
   EXPECT_EQ(RequiredRole(""), Role::kAdmin);
 }
 
