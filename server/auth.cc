@@ -21,6 +21,14 @@ const std::vector<std::pair<absl::string_view, Role>>& MethodRoles() {
       {"/vlmd.v1.Inference/ListAdapters", Role::kInfer},
       {"/vlmd.v1.Inference/LoadAdapter", Role::kAdmin},
       {"/vlmd.v1.Inference/UnloadAdapter", Role::kAdmin},
+      // Fine-tuning, merges and evaluations: the admin role (issue: fine-tuning service).
+      {"/vlmd.v1.Jobs/StartSftJob", Role::kAdmin},
+      {"/vlmd.v1.Jobs/GetJobStatus", Role::kAdmin},
+      {"/vlmd.v1.Jobs/WatchJob", Role::kAdmin},
+      {"/vlmd.v1.Jobs/CancelJob", Role::kAdmin},
+      {"/vlmd.v1.Jobs/ListJobs", Role::kAdmin},
+      {"/vlmd.v1.Jobs/MergeLora", Role::kAdmin},
+      {"/vlmd.v1.Jobs/Evaluate", Role::kAdmin},
   };
   return *roles;
 }
