@@ -21,8 +21,7 @@ const std::vector<std::pair<absl::string_view, Role>>& MethodRoles() {
       {"/vlmd.v1.Inference/ListAdapters", Role::kInfer},
       {"/vlmd.v1.Inference/LoadAdapter", Role::kAdmin},
       {"/vlmd.v1.Inference/UnloadAdapter", Role::kAdmin},
-      // Fine-tuning, merges and evaluation: admin only (they start processes, write files and
-      // load adapters and models).
+      // Fine-tuning, merges and evaluations: the admin role (issue: fine-tuning service).
       {"/vlmd.v1.Jobs/StartSftJob", Role::kAdmin},
       {"/vlmd.v1.Jobs/GetJobStatus", Role::kAdmin},
       {"/vlmd.v1.Jobs/WatchJob", Role::kAdmin},
