@@ -1,7 +1,6 @@
 // End to end: Evaluate on the tiny model over a generated image+text data set; every
 // per-sample prediction must equal what `vlmd generate` produces for that sample alone
-// (greedy), and `vlmctl eval` prints the summary and where results.jsonl lies. Skipped when
-// the server answers UNIMPLEMENTED (a build without core/eval).
+// (greedy), and `vlmctl eval` prints the summary and where results.jsonl lies.
 #include <gtest/gtest.h>
 
 #include "nlohmann/json.hpp"
@@ -66,9 +65,6 @@ TEST(EvaluateE2E, PredictionsEqualVlmdGenerateOneByOne) {
   std::vector<v1::EvalSample> samples;
   v1::EvalSummary summary;
   grpc::Status status = RunEvaluate(*JobsStub(*server), request, &samples, &summary);
-  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-    GTEST_SKIP() << "this vlmd has no evaluation (core/eval): " << status.error_message();
-  }
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(summary.samples(), kRows);
   EXPECT_EQ(samples.size(), static_cast<size_t>(kRows));
@@ -122,9 +118,6 @@ TEST(EvaluateE2E, AJobOnANamedDataSetIsEvaluatedOnItsValidationSplit) {
   std::vector<v1::EvalSample> samples;
   v1::EvalSummary summary;
   grpc::Status status = RunEvaluate(*JobsStub(*server), request, &samples, &summary);
-  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-    GTEST_SKIP() << "this vlmd has no evaluation (core/eval): " << status.error_message();
-  }
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(summary.samples(), 2);  // 10 rows, dataset_test_ratio 0.2
   EXPECT_TRUE(summary.has_eval_loss());
