@@ -263,8 +263,9 @@ std::vector<Continuation::Update> Engine::PackedStep(int64_t* prefill_tokens) {
     seqs.push_back(std::move(s));
   }
   at::Tensor hidden = RunStep(model, seqs);
-  at::Tensor logits = model.Logits(hidden.index_select(0, LastRows(seqs, model.device())))
-                          .to(at::kCPU, at::kFloat);
+  // Logits stay on the model's device: the sampler draws there.
+  at::Tensor logits =
+      model.Logits(hidden.index_select(0, LastRows(seqs, model.device()))).to(at::kFloat);
   std::vector<Continuation::Update> updates;
   for (size_t i = 0; i < running_.size(); ++i) {
     running_[i].past += static_cast<int64_t>(seqs[i].ids.size());

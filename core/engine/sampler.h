@@ -17,7 +17,8 @@ class Sampler {
   // `context` is every token the penalty looks at so far (the prompt).
   Sampler(const SamplingParams& params, const std::vector<int32_t>& context);
 
-  // logits: [vocab] for this sequence (any dtype/device). Fills `logprob` when requested.
+  // logits: [vocab] for this sequence (any dtype). On a CUDA device the processing and the
+  // draw stay there (one small copy back per token). Fills `logprob` when requested.
   int32_t Next(const at::Tensor& logits, TokenLogprob* logprob);
   // Records a token that was appended (for the repetition penalty).
   void Append(int32_t token);
@@ -25,9 +26,12 @@ class Sampler {
  private:
   at::Tensor Process(at::Tensor scores) const;
 
+  // The generator for `device`, created on first use with the request's seed.
+  at::Generator& GeneratorFor(const at::Device& device);
+
   SamplingParams params_;
   std::unordered_set<int32_t> seen_;
-  at::Generator generator_;
+  at::Generator cpu_generator_, device_generator_;
 };
 
 // log-softmax of raw logits -> the chosen token's logprob and the top `k` alternatives.

@@ -12,7 +12,10 @@
   (TORCH_VERSION_MAJOR > (major) ||       \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #ifdef VLMD_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #endif
@@ -29,6 +32,19 @@ inline void SetGeneratorState(const at::Device& device, const at::Tensor& state)
   at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
+}
+
+// A random generator on `device` (CPU or CUDA) seeded with `seed`.
+inline at::Generator MakeGenerator(const at::Device& device, uint64_t seed) {
+#ifdef VLMD_CUDA
+  if (device.is_cuda()) {
+    at::Generator gen = at::cuda::detail::createCUDAGenerator(device.index());
+    gen.set_current_seed(seed);
+    return gen;
+  }
+#endif
+  (void)device;
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
 }
 
 // Starts a new peak-memory window on a CUDA device (no-op elsewhere).
