@@ -44,7 +44,7 @@ run() { # prints the command (paths shortened), then runs it
   printf '$ %s\n' "$shown"
   "$@"
 }
-json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; } # json FILE KEY
 row() { # row N FIELD of train.jsonl
   python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2])]; v=r[sys.argv[3]]; print(v[0] if isinstance(v, list) else v)' \
     "$DATA/train.jsonl" "$1" "$2"
@@ -86,8 +86,8 @@ start_server() { # start_server [extra vlmd serve flags]: loopback, port 0, metr
     kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$DEMO_DIR/vlmd.log"; exit 1; }
     sleep 0.2
   done
-  ADDR=$(json "$DEMO_DIR/ready.json" 'd["grpc_address"]')
-  METRICS=$(json "$DEMO_DIR/ready.json" 'd["metrics_address"]')
+  ADDR=$(json "$DEMO_DIR/ready.json" grpc_address)
+  METRICS=$(json "$DEMO_DIR/ready.json" metrics_address)
   echo "  vlmd (pid $SERVER_PID) serves gRPC on $ADDR, metrics on http://$METRICS/metrics"
   "$VLMCTL" --addr "$ADDR" health --wait 120 | sed 's/^/  health: /'
 }
@@ -102,6 +102,9 @@ else
   TARGETS="vlmd vlmctl" run ./scripts/build.sh
 fi
 T_BUILT=$(date +%s)
+case "$(realpath -m "$DEMO_DIR")" in
+  / | "$HOME" | "$ROOT") echo "demo: refusing to wipe DEMO_DIR=$DEMO_DIR" >&2; exit 2 ;;
+esac
 rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR"
 DATA=$DEMO_DIR/data/latex-ocr-print
@@ -168,8 +171,10 @@ ask "base + adapter:" --adapter latex-ocr
 ask "merged model:" --model tiny-latex
 
 step "Evaluate the fine-tuned adapter (training formulas, then the held-out validation split)"
-run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --adapter latex-ocr --dataset "$DATA/train.jsonl" -v
-run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --job "$JOB_ID" --checkpoint best -v
+run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --adapter latex-ocr --dataset "$DATA/train.jsonl" \
+  --max-new-tokens 32 -v
+run "$VLMCTL" --addr "$ADDR" --timeout 0 eval --job "$JOB_ID" --checkpoint best \
+  --max-new-tokens 32 -v
 echo "  The tiny model starts from random weights: it memorises the training formulas; the"
 echo "  validation formulas were never shown to it, so expect little there. (BLEU-4 counts"
 echo "  space-separated tokens: these compact formulas have fewer than 4, so it is 0 even for"
