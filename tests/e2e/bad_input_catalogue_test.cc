@@ -55,17 +55,23 @@ class BadInputCatalogue : public ::testing::Test {
     env_.adapter_model = "gqa";
     PrepareFiles(env_);
     PrepareAdapterFiles(env_);
-    std::string yaml =
-        "models:\n  tiny: " + TinyModelDir() + "\n  gqa: " + SourceDir() +
-        "/tests/fixtures/models/gqa_tied\n"
-        "adapters:\n  fixture: {path: " + env_.root + "/adapters/good, model: gqa}\n"
-        "allowed_roots: [" + env_.root + "]\n"
-        "limits:\n  max_request_bytes: 1048576\n  max_image_bytes: 65536\n"
-        "  max_image_pixels: 100000\n  max_images: 4\n  max_pixels: 200704\n"
-        "  max_prompt_tokens: 300\n  max_new_tokens: 64\n"
-        "auth:\n  tokens:\n"
-        "    - {name: catalogue-admin, token: " + std::string(kAdminToken) + ", role: admin}\n"
-        "    - {name: catalogue-infer, token: " + std::string(kInferToken) + ", role: infer}\n";
+    std::string yaml = "models:\n  tiny: " + TinyModelDir() + "\n  gqa: " + SourceDir() +
+                       "/tests/fixtures/models/gqa_tied\n"
+                       "adapters:\n  fixture: {path: " +
+                       env_.root +
+                       "/adapters/good, model: gqa}\n"
+                       "allowed_roots: [" +
+                       env_.root +
+                       "]\n"
+                       "limits:\n  max_request_bytes: 1048576\n  max_image_bytes: 65536\n"
+                       "  max_image_pixels: 100000\n  max_images: 4\n  max_pixels: 200704\n"
+                       "  max_prompt_tokens: 300\n  max_new_tokens: 64\n"
+                       "auth:\n  tokens:\n"
+                       "    - {name: catalogue-admin, token: " +
+                       std::string(kAdminToken) +
+                       ", role: admin}\n"
+                       "    - {name: catalogue-infer, token: " +
+                       std::string(kInferToken) + ", role: infer}\n";
     server_ = ServerProcess::Start(yaml, dir_->path(), {}, &error_).release();
   }
   static void TearDownTestSuite() {
@@ -142,10 +148,9 @@ TEST_F(BadInputCatalogue, EveryRowGetsItsCodeAndMessageAndTheServerStaysHealthy)
   std::set<std::string> names, requests;
   for (const BadCase& c : cases) {
     EXPECT_TRUE(names.insert(c.name).second) << "duplicate row name: " << c.name;
-    EXPECT_TRUE(requests
-                    .insert(c.method + '\0' + c.request + '\0' + c.token + '\0' +
-                            c.raw_authorization)
-                    .second)
+    EXPECT_TRUE(
+        requests.insert(c.method + '\0' + c.request + '\0' + c.token + '\0' + c.raw_authorization)
+            .second)
         << c.name << " sends the same request as an earlier row";
   }
   EXPECT_EQ(requests.size(), cases.size()) << "two rows send the same request";

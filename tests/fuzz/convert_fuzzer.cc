@@ -4,13 +4,12 @@
 // real tokenizer, the chat template and image loading under an allowed root. Properties: every
 // failure is a client error (never INTERNAL or a crash) and a prepared prompt's image tokens
 // are in its ids.
+#include <google/protobuf/stubs/logging.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include "core/base/file_util.h"
 #include "core/engine/prompt.h"
@@ -88,8 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  int64_t image_ids = std::count(prompt->ids.begin(), prompt->ids.end(),
-                                 fixture->config.image_token_id);
+  int64_t image_ids =
+      std::count(prompt->ids.begin(), prompt->ids.end(), fixture->config.image_token_id);
   FUZZ_CHECK(image_ids == prompt->image_tokens);
   FUZZ_CHECK(prompt->images.size() == request->prompt.images.size());
   // The response side: whatever the engine produced must serialize as valid proto3 strings.

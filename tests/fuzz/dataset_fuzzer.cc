@@ -22,8 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   StatusOr<DatasetReadResult> result = ReadDatasetFile(path, options, /*latex_ocr=*/kind == 3);
   FUZZ_CHECK(result.ok());
   // The CSV reader also ends records at a lone CR.
-  const int64_t lines = 1 + std::count(body.begin(), body.end(), '\n') +
-                        std::count(body.begin(), body.end(), '\r');
+  const int64_t lines =
+      1 + std::count(body.begin(), body.end(), '\n') + std::count(body.begin(), body.end(), '\r');
   FUZZ_CHECK(result->files == 1);
   // A row is a sample or has an issue; file-level problems (bad JSON array, CSV header) are
   // issues without a row.

@@ -11,12 +11,12 @@
 namespace vlmd::fuzz {
 
 // Aborts (libFuzzer reports a crash and writes the input) when a property does not hold.
-#define FUZZ_CHECK(cond)                                                          \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
+#define FUZZ_CHECK(cond)                                                                   \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
       std::fprintf(stderr, "FUZZ_CHECK failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                               \
-    }                                                                             \
+      std::abort();                                                                        \
+    }                                                                                      \
   } while (0)
 
 // The fuzz input as a string view.

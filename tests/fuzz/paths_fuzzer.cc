@@ -57,8 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   StatusOr<std::string> r = ResolveUnderRoots(path, {root}, must_exist);
   if (!r.ok()) {
     auto code = r.status().code();
-    FUZZ_CHECK(code == absl::StatusCode::kPermissionDenied ||
-               code == absl::StatusCode::kNotFound ||
+    FUZZ_CHECK(code == absl::StatusCode::kPermissionDenied || code == absl::StatusCode::kNotFound ||
                code == absl::StatusCode::kInvalidArgument);
     return 0;
   }
@@ -68,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(r->size() < 3 || r->compare(r->size() - 3, 3, "/..") != 0);
   // No component of the result is a symlink (a dangling one included: creating the output
   // there would write through it, outside the root).
-  for (size_t slash = r->find('/', 1); ; slash = r->find('/', slash + 1)) {
+  for (size_t slash = r->find('/', 1);; slash = r->find('/', slash + 1)) {
     std::string prefix = r->substr(0, slash);
     struct stat st;
     if (lstat(prefix.c_str(), &st) != 0) break;

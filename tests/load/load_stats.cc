@@ -9,13 +9,23 @@ namespace vlmd::load {
 namespace {
 
 const char* CodeName(grpc::StatusCode c) {
-  static const std::map<int, const char*> kNames = {
-      {0, "OK"},          {1, "CANCELLED"},          {2, "UNKNOWN"},
-      {3, "INVALID_ARGUMENT"}, {4, "DEADLINE_EXCEEDED"}, {5, "NOT_FOUND"},
-      {6, "ALREADY_EXISTS"}, {7, "PERMISSION_DENIED"}, {8, "RESOURCE_EXHAUSTED"},
-      {9, "FAILED_PRECONDITION"}, {10, "ABORTED"},    {11, "OUT_OF_RANGE"},
-      {12, "UNIMPLEMENTED"}, {13, "INTERNAL"},        {14, "UNAVAILABLE"},
-      {15, "DATA_LOSS"},    {16, "UNAUTHENTICATED"}};
+  static const std::map<int, const char*> kNames = {{0, "OK"},
+                                                    {1, "CANCELLED"},
+                                                    {2, "UNKNOWN"},
+                                                    {3, "INVALID_ARGUMENT"},
+                                                    {4, "DEADLINE_EXCEEDED"},
+                                                    {5, "NOT_FOUND"},
+                                                    {6, "ALREADY_EXISTS"},
+                                                    {7, "PERMISSION_DENIED"},
+                                                    {8, "RESOURCE_EXHAUSTED"},
+                                                    {9, "FAILED_PRECONDITION"},
+                                                    {10, "ABORTED"},
+                                                    {11, "OUT_OF_RANGE"},
+                                                    {12, "UNIMPLEMENTED"},
+                                                    {13, "INTERNAL"},
+                                                    {14, "UNAVAILABLE"},
+                                                    {15, "DATA_LOSS"},
+                                                    {16, "UNAUTHENTICATED"}};
   auto it = kNames.find(static_cast<int>(c));
   return it == kNames.end() ? "?" : it->second;
 }
@@ -132,11 +142,11 @@ Summary Summarize(const std::vector<Outcome>& outcomes, const std::vector<RssSam
     << ",\n  \"requests\": " << outcomes.size() << ",\n  \"ok\": " << ok
     << ",\n  \"with_image\": " << images << ",\n  \"with_adapter\": " << adapters
     << ",\n  \"requests_per_s\": " << outcomes.size() / duration_s
-    << ",\n  \"tokens_per_s\": " << tokens / duration_s
-    << ",\n  \"ttft_ms\": " << Quantiles(ttft) << ",\n  \"total_ms_ok\": " << Quantiles(total)
-    << ",\n  \"unexpected\": " << s.unexpected << ",\n  \"max_stall_s\": " << s.max_stall_s
-    << ",\n  \"rss_base_kib\": " << base << ",\n  \"rss_end_kib\": " << end
-    << ",\n  \"rss_growth_kib\": " << s.rss_growth_kib << ",\n  \"by_action_and_code\": {";
+    << ",\n  \"tokens_per_s\": " << tokens / duration_s << ",\n  \"ttft_ms\": " << Quantiles(ttft)
+    << ",\n  \"total_ms_ok\": " << Quantiles(total) << ",\n  \"unexpected\": " << s.unexpected
+    << ",\n  \"max_stall_s\": " << s.max_stall_s << ",\n  \"rss_base_kib\": " << base
+    << ",\n  \"rss_end_kib\": " << end << ",\n  \"rss_growth_kib\": " << s.rss_growth_kib
+    << ",\n  \"by_action_and_code\": {";
   const char* sep = "";
   for (const auto& [k, v] : by_code) {
     j << sep << "\n    \"" << k << "\": " << v;
@@ -152,8 +162,8 @@ Summary Summarize(const std::vector<Outcome>& outcomes, const std::vector<RssSam
   j << "\n  ]\n}\n";
   s.json = j.str();
   std::ostringstream t;
-  t << streams << " streams for " << duration_s << " s: " << outcomes.size() << " requests ("
-    << ok << " OK, " << images << " with an image, " << adapters << " through an adapter), "
+  t << streams << " streams for " << duration_s << " s: " << outcomes.size() << " requests (" << ok
+    << " OK, " << images << " with an image, " << adapters << " through an adapter), "
     << outcomes.size() / duration_s << " req/s, " << tokens / duration_s << " tokens/s\n"
     << "TTFT ms " << Quantiles(ttft) << "\ntotal ms (OK) " << Quantiles(total) << "\n";
   for (const auto& [k, v] : by_code) t << "  " << k << ": " << v << "\n";
@@ -161,8 +171,8 @@ Summary Summarize(const std::vector<Outcome>& outcomes, const std::vector<RssSam
   for (const auto& [m, n] : unexpected_messages) t << "  " << n << " x " << m << "\n";
   if (!rss.empty()) {
     t << "server RSS KiB: first " << rss.front().rss_kib << ", mean after warm-up " << base
-      << ", mean at the end " << end << " (growth " << s.rss_growth_kib
-      << " KiB); longest stall " << s.max_stall_s << " s\n";
+      << ", mean at the end " << end << " (growth " << s.rss_growth_kib << " KiB); longest stall "
+      << s.max_stall_s << " s\n";
   }
   s.text = t.str();
   return s;

@@ -60,8 +60,8 @@ struct Summary {
   std::string json;
   std::string text;
   int64_t unexpected = 0;
-  int64_t rss_growth_kib = 0;   // last sample - the sample after warm-up
-  int64_t max_stall_s = 0;      // longest span of seconds in which nothing finished
+  int64_t rss_growth_kib = 0;  // last sample - the sample after warm-up
+  int64_t max_stall_s = 0;     // longest span of seconds in which nothing finished
 };
 Summary Summarize(const std::vector<Outcome>& outcomes, const std::vector<RssSample>& rss,
                   double duration_s, double warmup_s, int streams);

@@ -24,21 +24,50 @@ TEST(LoadE2E, ShortSoakWithImagesAdaptersCancellationsAndDeadlines) {
   std::string fixtures = SourceDir() + "/tests/fixtures";
   std::string yaml = "models:\n  tiny: " + TinyModelDir() + "\n  gqa: " + fixtures +
                      "/models/gqa_tied\nadapters:\n  fixture: {path: " + fixtures +
-                     "/lora/llm_r4, model: gqa}\nallowed_roots: [" + fixtures + "]\n"
+                     "/lora/llm_r4, model: gqa}\nallowed_roots: [" + fixtures +
+                     "]\n"
                      "limits:\n  max_running: 8\n  queue_size: 256\n"
                      "  max_concurrent_requests: 512\n";
   std::string error;
   auto server = ServerProcess::Start(yaml, dir.path(), {}, &error);
   ASSERT_NE(server, nullptr) << error;
   std::string json = dir.Join("load.json");
-  ProcessResult r = RunProcess(
-      {VLMD_LOAD_BINARY, "--addr", server->address(), "--pid", std::to_string(server->pid()),
-       "--streams", "16", "--duration", "20", "--warmup", "6", "--model", "tiny",
-       "--adapter-model", "gqa", "--adapter", "fixture", "--image",
-       fixtures + "/images/tiny_20x15.png", "--image", fixtures + "/images/formula_176x53_p.png",
-       "--cancel", "0.15", "--deadline", "0.15", "--deadline-ms", "150", "--max-new-tokens",
-       "16", "--max-rss-growth-mib", "24", "--max-stall", "10", "--json", json},
-      {}, 120);
+  ProcessResult r = RunProcess({VLMD_LOAD_BINARY,
+                                "--addr",
+                                server->address(),
+                                "--pid",
+                                std::to_string(server->pid()),
+                                "--streams",
+                                "16",
+                                "--duration",
+                                "20",
+                                "--warmup",
+                                "6",
+                                "--model",
+                                "tiny",
+                                "--adapter-model",
+                                "gqa",
+                                "--adapter",
+                                "fixture",
+                                "--image",
+                                fixtures + "/images/tiny_20x15.png",
+                                "--image",
+                                fixtures + "/images/formula_176x53_p.png",
+                                "--cancel",
+                                "0.15",
+                                "--deadline",
+                                "0.15",
+                                "--deadline-ms",
+                                "150",
+                                "--max-new-tokens",
+                                "16",
+                                "--max-rss-growth-mib",
+                                "24",
+                                "--max-stall",
+                                "10",
+                                "--json",
+                                json},
+                               {}, 120);
   std::cout << r.out << r.err.substr(r.err.size() > 2000 ? r.err.size() - 2000 : 0);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("PASS"), std::string::npos);

@@ -16,7 +16,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -42,29 +44,41 @@ struct Options {
 };
 
 bool Parse(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--addr") o->addr = next();
-    else if (a == "--token") o->token = next();
-    else if (a == "--model") o->model = next();
-    else if (a == "--adapter-model") o->adapter_model = next();
-    else if (a == "--adapter") o->adapter = next();
-    else if (a == "--image") o->images.push_back(next());
-    else if (a == "--json") o->json = next();
-    else if (a == "--streams") o->streams = std::atoi(next().c_str());
-    else if (a == "--duration") o->duration_s = std::atof(next().c_str());
-    else if (a == "--warmup") o->warmup_s = std::atof(next().c_str());
-    else if (a == "--cancel") o->cancel = std::atof(next().c_str());
-    else if (a == "--deadline") o->deadline = std::atof(next().c_str());
-    else if (a == "--deadline-ms") o->deadline_ms = std::atoi(next().c_str());
-    else if (a == "--request-timeout") o->request_timeout_s = std::atof(next().c_str());
-    else if (a == "--max-new-tokens") o->max_new_tokens = std::atoi(next().c_str());
-    else if (a == "--max-rss-growth-mib") o->max_rss_growth_mib = std::atof(next().c_str());
-    else if (a == "--max-stall") o->max_stall_s = std::atof(next().c_str());
-    else if (a == "--pid") o->pid = std::atoi(next().c_str());
-    else if (a == "--seed") o->seed = std::strtoull(next().c_str(), nullptr, 10);
-    else return false;
+  using Set = std::function<void(const std::string&)>;
+  auto text = [](std::string* f) -> Set { return [f](const std::string& v) { *f = v; }; };
+  auto num = [](auto* f) -> Set {
+    return
+        [f](const std::string& v) { *f = static_cast<std::decay_t<decltype(*f)>>(std::stod(v)); };
+  };
+  const std::map<std::string, Set> flags = {
+      {"--addr", text(&o->addr)},
+      {"--token", text(&o->token)},
+      {"--model", text(&o->model)},
+      {"--adapter-model", text(&o->adapter_model)},
+      {"--adapter", text(&o->adapter)},
+      {"--json", text(&o->json)},
+      {"--image", [o](const std::string& v) { o->images.push_back(v); }},
+      {"--streams", num(&o->streams)},
+      {"--duration", num(&o->duration_s)},
+      {"--warmup", num(&o->warmup_s)},
+      {"--cancel", num(&o->cancel)},
+      {"--deadline", num(&o->deadline)},
+      {"--deadline-ms", num(&o->deadline_ms)},
+      {"--request-timeout", num(&o->request_timeout_s)},
+      {"--max-new-tokens", num(&o->max_new_tokens)},
+      {"--max-rss-growth-mib", num(&o->max_rss_growth_mib)},
+      {"--max-stall", num(&o->max_stall_s)},
+      {"--pid", num(&o->pid)},
+      {"--seed", [o](const std::string& v) { o->seed = std::strtoull(v.c_str(), nullptr, 10); }},
+  };
+  try {
+    for (int i = 1; i < argc; ++i) {
+      auto it = flags.find(argv[i]);
+      if (it == flags.end() || i + 1 >= argc) return false;
+      it->second(argv[++i]);
+    }
+  } catch (const std::exception&) {
+    return false;  // a number flag with a non-number
   }
   if (o->warmup_s < 0) o->warmup_s = o->duration_s / 10;
   return o->streams > 0 && o->duration_s > 0;
@@ -86,7 +100,10 @@ class Client {
  public:
   Client(const Options& o, std::shared_ptr<grpc::Channel> channel,
          const std::vector<std::string>& images, Stats* stats, int index)
-      : o_(o), stub_(v1::Inference::NewStub(channel)), images_(images), stats_(stats),
+      : o_(o),
+        stub_(v1::Inference::NewStub(channel)),
+        images_(images),
+        stats_(stats),
         rng_(o.seed * 1000003 + index) {}
 
   void Run(const std::atomic<bool>& stop) {
@@ -98,7 +115,7 @@ class Client {
     std::uniform_real_distribution<double> u(0, 1);
     Outcome out;
     double a = u(rng_);
-    out.action = a < o_.cancel ? Action::kCancel
+    out.action = a < o_.cancel                 ? Action::kCancel
                  : a < o_.cancel + o_.deadline ? Action::kDeadline
                                                : Action::kComplete;
     out.adapter = !o_.adapter.empty() && u(rng_) < o_.adapter_share;
@@ -161,15 +178,15 @@ int Main(int argc, char** argv) {
   for (int i = 0; i < std::min(o.streams, 8); ++i) {
     grpc::ChannelArguments args;
     args.SetInt("grpc.channel_id", i);  // distinct channels, not one shared subchannel
-    channels.push_back(
-        grpc::CreateCustomChannel(o.addr, grpc::InsecureChannelCredentials(), args));
+    channels.push_back(grpc::CreateCustomChannel(o.addr, grpc::InsecureChannelCredentials(), args));
   }
   Stats stats;
   std::atomic<bool> stop{false};
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<std::thread> threads;
   for (int i = 0; i < o.streams; ++i) {
-    clients.push_back(std::make_unique<Client>(o, channels[i % channels.size()], images, &stats, i));
+    clients.push_back(
+        std::make_unique<Client>(o, channels[i % channels.size()], images, &stats, i));
     threads.emplace_back([&, i] { clients[i]->Run(stop); });
   }
   std::vector<RssSample> rss;

@@ -39,7 +39,8 @@ void MakeAdapter(const std::string& dir, const std::string& config, const std::s
   fs::create_directories(dir);
   std::string fixture_config = ReadFile(FixtureDir() + "/adapter_config.json");
   std::string fixture_weights = ReadFile(FixtureDir() + "/adapter_model.safetensors");
-  if (config != "-") WriteFile(dir + "/adapter_config.json", config.empty() ? fixture_config : config);
+  if (config != "-")
+    WriteFile(dir + "/adapter_config.json", config.empty() ? fixture_config : config);
   if (weights != "-") {
     WriteFile(dir + "/adapter_model.safetensors", weights.empty() ? fixture_weights : weights);
   }
@@ -94,7 +95,8 @@ void PrepareAdapterFiles(const Env& env) {
   std::string weights = ReadFile(FixtureDir() + "/adapter_model.safetensors");
   MakeAdapter(a + "/weights_truncated", "", weights.substr(0, weights.size() / 2));
   MakeAdapter(a + "/weights_garbage", "", "this is not a safetensors file");
-  MakeAdapter(a + "/weights_huge_header", "", std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10));
+  MakeAdapter(a + "/weights_huge_header", "",
+              std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10));
   MakeAdapter(a + "/weights_no_tensors", "", Safetensors(nlohmann::json::object(), ""));
   MakeAdapter(a + "/weights_not_lora", "", Tensor("model.embed_tokens.weight", {4, 4}));
   MakeAdapter(a + "/weights_unknown_module", "",
@@ -124,10 +126,10 @@ void AddAdapterCases(const Env& env, std::vector<BadCase>* out) {
   const std::string outside = "outside the allowed roots";
   out->push_back(Load("empty name", "", a + "/good", m, StatusCode::INVALID_ARGUMENT,
                       {"adapter name is empty"}));
-  out->push_back(Load("empty path", "x", "", m, StatusCode::INVALID_ARGUMENT,
-                      {"adapter path is empty"}));
-  out->push_back(Load("name already loaded", "fixture", a + "/good", m,
-                      StatusCode::ALREADY_EXISTS, {"fixture", "already loaded"}));
+  out->push_back(
+      Load("empty path", "x", "", m, StatusCode::INVALID_ARGUMENT, {"adapter path is empty"}));
+  out->push_back(Load("name already loaded", "fixture", a + "/good", m, StatusCode::ALREADY_EXISTS,
+                      {"fixture", "already loaded"}));
   out->push_back(Load("unknown model", "x", a + "/good", "no-such-model", StatusCode::NOT_FOUND,
                       {"no-such-model"}));
   struct PathCase {
@@ -137,72 +139,118 @@ void AddAdapterCases(const Env& env, std::vector<BadCase>* out) {
     std::vector<std::string> message;
   };
   const std::vector<PathCase> paths = {
-      {"directory outside the root", env.outside + "/adapter", StatusCode::PERMISSION_DENIED,
+      {"directory outside the root",
+       env.outside + "/adapter",
+       StatusCode::PERMISSION_DENIED,
        {outside}},
-      {"dot-dot out of the root", a + "/../../outside/adapter", StatusCode::PERMISSION_DENIED,
+      {"dot-dot out of the root",
+       a + "/../../outside/adapter",
+       StatusCode::PERMISSION_DENIED,
        {outside}},
-      {"symlinked directory escaping the root", a + "/escape", StatusCode::PERMISSION_DENIED,
+      {"symlinked directory escaping the root",
+       a + "/escape",
+       StatusCode::PERMISSION_DENIED,
        {outside}},
       {"/etc", "/etc", StatusCode::PERMISSION_DENIED, {outside}},
       {"relative path", "adapters/good", StatusCode::PERMISSION_DENIED, {outside}},
       {"missing directory", a + "/none", StatusCode::NOT_FOUND, {"not found"}},
-      {"a file, not a directory", env.root + "/tiny.png", StatusCode::NOT_FOUND,
+      {"a file, not a directory",
+       env.root + "/tiny.png",
+       StatusCode::NOT_FOUND,
        {"adapter_config.json"}},
       {"empty directory", a + "/empty", StatusCode::NOT_FOUND, {"adapter_config.json"}},
-      {"no adapter_config.json", a + "/weights_only", StatusCode::NOT_FOUND,
+      {"no adapter_config.json",
+       a + "/weights_only",
+       StatusCode::NOT_FOUND,
        {"adapter_config.json"}},
-      {"no adapter_model.safetensors", a + "/config_only", StatusCode::NOT_FOUND,
+      {"no adapter_model.safetensors",
+       a + "/config_only",
+       StatusCode::NOT_FOUND,
        {"adapter_model.safetensors"}},
-      {"adapter_config.json symlinked out of the root", a + "/config_symlink",
-       StatusCode::PERMISSION_DENIED, {"adapter_config.json", outside}},
-      {"adapter_model.safetensors symlinked to /etc/passwd", a + "/weights_symlink",
-       StatusCode::PERMISSION_DENIED, {"adapter_model.safetensors", outside}},
-      {"adapter_config.json is a FIFO", a + "/config_fifo", StatusCode::INVALID_ARGUMENT,
+      {"adapter_config.json symlinked out of the root",
+       a + "/config_symlink",
+       StatusCode::PERMISSION_DENIED,
+       {"adapter_config.json", outside}},
+      {"adapter_model.safetensors symlinked to /etc/passwd",
+       a + "/weights_symlink",
+       StatusCode::PERMISSION_DENIED,
+       {"adapter_model.safetensors", outside}},
+      {"adapter_config.json is a FIFO",
+       a + "/config_fifo",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_config.json", "not a regular file"}},
-      {"malformed JSON", a + "/bad_json", StatusCode::INVALID_ARGUMENT,
+      {"malformed JSON",
+       a + "/bad_json",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_config.json", "not a JSON object"}},
       {"JSON array", a + "/array_json", StatusCode::INVALID_ARGUMENT, {"not a JSON object"}},
-      {"r is a string", a + "/r_string", StatusCode::INVALID_ARGUMENT,
+      {"r is a string",
+       a + "/r_string",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_config.json", "r must be an integer"}},
       {"r = 0", a + "/r_zero", StatusCode::INVALID_ARGUMENT, {"r must be an integer"}},
       {"r < 0", a + "/r_negative", StatusCode::INVALID_ARGUMENT, {"r must be an integer"}},
       {"r = 1e300", a + "/r_huge_float", StatusCode::INVALID_ARGUMENT, {"r must be an integer"}},
       {"r = 2.5", a + "/r_fraction", StatusCode::INVALID_ARGUMENT, {"r must be an integer"}},
-      {"lora_alpha is a string", a + "/alpha_string", StatusCode::INVALID_ARGUMENT,
+      {"lora_alpha is a string",
+       a + "/alpha_string",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_config.json"}},
       {"bias 'all'", a + "/bias_all", StatusCode::UNIMPLEMENTED, {"bias"}},
       {"DoRA", a + "/dora", StatusCode::UNIMPLEMENTED, {"use_dora"}},
-      {"peft_type PREFIX_TUNING", a + "/prefix_tuning", StatusCode::UNIMPLEMENTED,
+      {"peft_type PREFIX_TUNING",
+       a + "/prefix_tuning",
+       StatusCode::UNIMPLEMENTED,
        {"peft_type LORA"}},
-      {"peft_type is a number", a + "/peft_type_number", StatusCode::INVALID_ARGUMENT,
+      {"peft_type is a number",
+       a + "/peft_type_number",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_config.json", "peft_type"}},
-      {"modules_to_save", a + "/modules_to_save", StatusCode::UNIMPLEMENTED,
-       {"modules_to_save"}},
+      {"modules_to_save", a + "/modules_to_save", StatusCode::UNIMPLEMENTED, {"modules_to_save"}},
       {"no target_modules", a + "/no_targets", StatusCode::INVALID_ARGUMENT, {"target_modules"}},
-      {"target_modules is a number", a + "/targets_number", StatusCode::INVALID_ARGUMENT,
+      {"target_modules is a number",
+       a + "/targets_number",
+       StatusCode::INVALID_ARGUMENT,
        {"target_modules"}},
-      {"empty weights file", a + "/weights_empty", StatusCode::INVALID_ARGUMENT,
+      {"empty weights file",
+       a + "/weights_empty",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_model.safetensors", "no header"}},
-      {"truncated weights", a + "/weights_truncated", StatusCode::INVALID_ARGUMENT,
+      {"truncated weights",
+       a + "/weights_truncated",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_model.safetensors"}},
-      {"garbage weights", a + "/weights_garbage", StatusCode::INVALID_ARGUMENT,
+      {"garbage weights",
+       a + "/weights_garbage",
+       StatusCode::INVALID_ARGUMENT,
        {"adapter_model.safetensors", "header"}},
-      {"weights header length 2^63", a + "/weights_huge_header", StatusCode::INVALID_ARGUMENT,
+      {"weights header length 2^63",
+       a + "/weights_huge_header",
+       StatusCode::INVALID_ARGUMENT,
        {"header length"}},
-      {"weights without tensors", a + "/weights_no_tensors", StatusCode::INVALID_ARGUMENT,
+      {"weights without tensors",
+       a + "/weights_no_tensors",
+       StatusCode::INVALID_ARGUMENT,
        {"no LoRA weights"}},
-      {"a tensor that is not LoRA", a + "/weights_not_lora", StatusCode::UNIMPLEMENTED,
+      {"a tensor that is not LoRA",
+       a + "/weights_not_lora",
+       StatusCode::UNIMPLEMENTED,
        {"model.embed_tokens.weight", "not a lora_A/lora_B"}},
-      {"a tensor for a module the model lacks", a + "/weights_unknown_module",
-       StatusCode::INVALID_ARGUMENT, {"unknown module"}},
-      {"lora_A without lora_B", a + "/weights_a_only", StatusCode::INVALID_ARGUMENT,
+      {"a tensor for a module the model lacks",
+       a + "/weights_unknown_module",
+       StatusCode::INVALID_ARGUMENT,
+       {"unknown module"}},
+      {"lora_A without lora_B",
+       a + "/weights_a_only",
+       StatusCode::INVALID_ARGUMENT,
        {"needs both lora_A and lora_B"}},
   };
   for (const PathCase& p : paths) {
     out->push_back(Load(p.name, "x", p.path, m, p.code, p.message));
   }
   out->push_back(Load("adapter for another model's shapes", "x", a + "/good", env.model,
-                      StatusCode::INVALID_ARGUMENT, {"do not match the base layer|unknown module"}));
+                      StatusCode::INVALID_ARGUMENT,
+                      {"do not match the base layer|unknown module"}));
   for (const std::string& name :
        std::vector<std::string>{"", "ghost", "../fixture", "FIXTURE", std::string(2000, 'n')}) {
     v1::UnloadAdapterRequest r;

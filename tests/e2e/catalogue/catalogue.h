@@ -40,9 +40,9 @@ struct BadCase {
 // What the cases may refer to: the server's allowed root with its prepared files, and a
 // directory outside it. Filled by the test before the cases are built.
 struct Env {
-  std::string root;     // allowed root
-  std::string outside;  // not under any root
-  std::string model;    // the default (tiny) model's name
+  std::string root;           // allowed root
+  std::string outside;        // not under any root
+  std::string model;          // the default (tiny) model's name
   std::string adapter_model;  // the model the fixture adapter fits
 };
 

@@ -82,8 +82,8 @@ void AddBytesCases(std::vector<BadCase>* out) {
   const std::string gif = Fixture("unit/gif_pil.gif");
   const std::string bmp = Fixture("unit/bmp_rgb24.bmp");
   // (Cutting only a PNG's IEND CRC or a GIF's trailer byte leaves a decodable image, for PIL too.)
-  AddTruncations(out, "png", png, {1, 4, 7, 8, 12, 16, 20, 24, 26, 29, 33, 40, 60, png.size() / 2,
-                                   png.size() - 12});
+  AddTruncations(out, "png", png,
+                 {1, 4, 7, 8, 12, 16, 20, 24, 26, 29, 33, 40, 60, png.size() / 2, png.size() - 12});
   AddTruncations(out, "jpeg", jpg, {2, 3, 4, 10, 20, 100, 300, jpg.size() / 2, jpg.size() - 2});
   AddTruncations(out, "gif", gif, {3, 6, 8, 10, 13, 20, 40, gif.size() / 2});
   AddTruncations(out, "bmp", bmp, {2, 10, 14, 30, 54, 100, bmp.size() - 1});
@@ -101,10 +101,10 @@ void AddBytesCases(std::vector<BadCase>* out) {
   AddInline(out, "jpeg header 60000x2", JpegHeader(60000, 2), {"60000x2", pixels});
   AddInline(out, "gif header 65535x65535", GifHeader(65535, 65535), {"65535x65535", pixels});
   AddInline(out, "gif header 1000x1000", GifHeader(1000, 1000), {"1000x1000", pixels});
-  AddInline(out, "bmp header 100000x100000", BmpHeader(100000, 100000),
-            {"100000x100000|corrupt"});
+  AddInline(out, "bmp header 100000x100000", BmpHeader(100000, 100000), {"100000x100000|corrupt"});
   AddInline(out, "bmp header width 0", BmpHeader(0, 4), {"no pixels|corrupt"});
-  AddInline(out, "bmp header negative width", BmpHeader(-5, 4), {"corrupt|no pixels|cannot decode"});
+  AddInline(out, "bmp header negative width", BmpHeader(-5, 4),
+            {"corrupt|no pixels|cannot decode"});
   AddInline(out, "bmp header 20000x20000 with 16 bytes of pixels", BmpHeader(20000, 20000),
             {"20000x20000", pixels});
   std::string odd = Fixture("unit/bmp16_565.bmp");
@@ -124,9 +124,9 @@ void AddBytesCases(std::vector<BadCase>* out) {
   AddInline(out, "aspect ratio 1:250", Png(1, 250), {"aspect ratio"});
   AddInline(out, "over max_image_bytes", png + std::string(70000, '\0'),
             {"exceeds the limit of 65536 bytes"});
-  out->push_back(Case("inline image: empty data", kInfer,
-                      WithImage([](v1::Image* i) { i->set_data(""); }),
-                      StatusCode::INVALID_ARGUMENT, {"messages[0].content[0].image.data is empty"}));
+  out->push_back(
+      Case("inline image: empty data", kInfer, WithImage([](v1::Image* i) { i->set_data(""); }),
+           StatusCode::INVALID_ARGUMENT, {"messages[0].content[0].image.data is empty"}));
   out->push_back(Case("image with neither data nor path", kInfer,
                       WithImage([](v1::Image* i) { i->Clear(); }), StatusCode::INVALID_ARGUMENT,
                       {"messages[0].content[0].image has neither data nor path"}));

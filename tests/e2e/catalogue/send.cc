@@ -25,7 +25,8 @@ CallResult Send(grpc::Channel* channel, const BadCase& c, double timeout_s) {
     ctx.AddMetadata("authorization", "Bearer " + c.token);
   }
   grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(&ctx, c.method, &cq);
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      stub.PrepareCall(&ctx, c.method, &cq);
   CallResult result;
   call->StartCall(nullptr);
   if (Wait(&cq)) {

@@ -43,11 +43,11 @@ void AddWireCases(std::vector<BadCase>* out) {
                        std::string("\x3a\x03\xed\xa0\x80", 5), StatusCode::UNIMPLEMENTED, {""}));
   }
   // A ChatMessage whose text is invalid UTF-8 (nested message).
-  std::string text("\x0a\x02\xc3\x28", 4);                    // ContentPart.text
-  std::string part = "\x12" + std::string(1, char(text.size())) + text;  // ChatMessage.content
+  std::string text("\x0a\x02\xc3\x28", 4);                                  // ContentPart.text
+  std::string part = "\x12" + std::string(1, char(text.size())) + text;     // ChatMessage.content
   std::string message = "\x1a" + std::string(1, char(part.size())) + part;  // messages
-  out->push_back(Raw("wire: invalid UTF-8 in message text", kInfer, message,
-                     StatusCode::UNIMPLEMENTED, {""}));
+  out->push_back(
+      Raw("wire: invalid UTF-8 in message text", kInfer, message, StatusCode::UNIMPLEMENTED, {""}));
   v1::InferRequest big = Text();
   big.mutable_messages(0)->add_content()->mutable_image()->set_data(std::string(2 << 20, 'x'));
   out->push_back(Case("oversized message (2 MiB > max_request_bytes)", kInfer, big,
@@ -82,9 +82,9 @@ void AddAuthCases(std::vector<BadCase>* out) {
     wrong.token = "catalogue-wrong-000000000000";
     out->push_back(wrong);
     for (const char* value : {"Basic dXNlcjpwYXNz", "Bearer", "Bearer ", kAdminToken}) {
-      BadCase malformed = Raw(absl::StrCat("auth: authorization '", value, "' (", method, ")"),
-                              method, body, StatusCode::UNAUTHENTICATED,
-                              {"malformed authorization|invalid bearer token"});
+      BadCase malformed =
+          Raw(absl::StrCat("auth: authorization '", value, "' (", method, ")"), method, body,
+              StatusCode::UNAUTHENTICATED, {"malformed authorization|invalid bearer token"});
       malformed.raw_authorization = value;
       out->push_back(malformed);
     }
