@@ -18,7 +18,7 @@ for y in range(112):
 im.save('$W/img.png')"
 cat > $W/vlmd.yaml <<YAML
 listen: 127.0.0.1:0
-metrics: {listen: ""}
+metrics: {listen: "127.0.0.1:0"}
 allowed_roots: [$W]
 models:
   m2b: {path: $M, device: cuda, dtype: bfloat16}
@@ -34,5 +34,9 @@ for n in 1 8 32 64; do
     --request-timeout 300 --max-stall 120 --max-rss-growth-mib 100000 --json "$OUTDIR/serve_$n.json" \
     > "$OUTDIR/serve_$n.txt" 2>&1; echo "== $n streams"; head -c 1500 "$OUTDIR/serve_$n.txt"
 done
+MADDR=$(python3 -c "import json;print(json.load(open('$W/ready.json')).get('metrics_address',''))")
+[ -n "$MADDR" ] && curl -s "http://$MADDR/metrics" > "$OUTDIR/metrics.txt"
+echo "== metrics endpoint '$MADDR': $(grep -c '^vlmd_' "$OUTDIR/metrics.txt" 2>/dev/null) vlmd_ samples"
 kill -TERM $SERVER; wait $SERVER
+grep -iE "metrics|error" $W/serve.log | head -5; cp $W/serve.log "$OUTDIR/serve.log"
 TRAIN=0 NIMG=1 BATCHES=1,8,32,64 OUT="$OUTDIR" python3 .gpu/hf_anchor.py 2>&1 | grep INFER
