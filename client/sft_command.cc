@@ -108,7 +108,10 @@ void AddRunFlags(CLI::App* cmd, SftFlags* f) {
        "Eval metric picking the best checkpoint (loss)");
   Scalar(cmd, f, "--greater_is_better", &v1::JobSpec::set_greater_is_better,
          "Higher metric is better (false)");
-  Scalar(cmd, f, "--gpus", &v1::JobSpec::set_gpus, "GPUs wanted; 0 = a CPU slot (1)");
+  Scalar(cmd, f, "--gpus", &v1::JobSpec::set_gpus,
+         "GPUs wanted, one data-parallel rank each; 0 = a CPU slot (1)");
+  Scalar(cmd, f, "--processes", &v1::JobSpec::set_processes,
+         "Data-parallel ranks of a CPU job (--gpus 0), all-reduced over Gloo (1)");
   Scalar(cmd, f, "--priority", &v1::JobSpec::set_priority, "Higher runs first (0)");
   Text(cmd, f, "--resume_from_checkpoint", &v1::JobSpec::mutable_resume_from_checkpoint,
        "checkpoint-N directory to resume from");

@@ -69,6 +69,7 @@ void RunFromProto(const v1::JobSpec& in, JobSpec* s) {
   SetIf(in.metric_for_best_model(), &s->metric_for_best_model);
   SetIf(in.has_greater_is_better(), in.greater_is_better(), &s->greater_is_better);
   SetIf(in.has_gpus(), in.gpus(), &s->gpus);
+  SetIf(in.has_processes(), in.processes(), &s->processes);
   SetIf(in.has_priority(), in.priority(), &s->priority);
   SetIf(in.resume_from_checkpoint(), &s->resume_from_checkpoint);
   SetIf(in.has_predict_with_generate(), in.predict_with_generate(), &s->predict_with_generate);
@@ -108,7 +109,7 @@ void RunToProto(const JobSpec& s, v1::JobSpec* out) {
   out->set_adam_epsilon(s.adam_epsilon);
   out->set_max_grad_norm(s.max_grad_norm);
   out->set_batch_size(s.batch_size);
-  out->set_gradient_accumulation_steps(s.EffectiveAccumulation(std::max(1, s.gpus)));
+  out->set_gradient_accumulation_steps(s.EffectiveAccumulation(s.WorldSize()));
   out->set_eval_batch_size(s.eval_batch_size);
   out->set_num_train_epochs(s.num_train_epochs);
   out->set_max_steps(s.max_steps);
@@ -121,6 +122,7 @@ void RunToProto(const JobSpec& s, v1::JobSpec* out) {
   out->set_metric_for_best_model(s.metric_for_best_model);
   out->set_greater_is_better(s.GreaterIsBetter());
   out->set_gpus(s.gpus);
+  out->set_processes(s.processes);
   out->set_priority(s.priority);
   out->set_resume_from_checkpoint(s.resume_from_checkpoint);
   out->set_predict_with_generate(s.predict_with_generate);

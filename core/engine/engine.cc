@@ -217,25 +217,28 @@ void Engine::Remove(size_t i) {
   running_.pop_back();
 }
 
-bool Engine::GraphStepPossible() const {
-  if (!slab_) return false;
-  for (const Running& r : running_) {
-    if (r.next_token < 0 || r.request->adapter != nullptr) return false;
+size_t Engine::GraphRows() const {
+  if (!slab_) return 0;
+  size_t rows = 0;
+  while (rows < running_.size() && running_[rows].next_token >= 0 &&
+         running_[rows].request->adapter == nullptr) {
+    ++rows;
   }
-  return true;
+  return rows;
 }
 
-std::vector<Continuation::Update> Engine::GraphStep() {
+std::vector<Continuation::Update> Engine::GraphStep(size_t rows) {
   std::vector<int32_t> tokens;
   std::vector<int64_t> positions, lengths;
-  for (const Running& r : running_) {
+  for (size_t i = 0; i < rows; ++i) {
+    const Running& r = running_[i];
     tokens.push_back(r.next_token);
     positions.push_back(r.past + r.rope_delta);
     lengths.push_back(r.past);
   }
   GraphDecoder::Result out = slab_->Step(tokens, positions, lengths);
   std::vector<Continuation::Update> updates;
-  for (size_t i = 0; i < running_.size(); ++i) {
+  for (size_t i = 0; i < rows; ++i) {
     Running& r = running_[i];
     r.past += 1;
     const int64_t row = static_cast<int64_t>(i);
@@ -247,10 +250,11 @@ std::vector<Continuation::Update> Engine::GraphStep() {
   return updates;
 }
 
-std::vector<Continuation::Update> Engine::PackedStep(int64_t* prefill_tokens) {
+std::vector<Continuation::Update> Engine::PackedStep(size_t begin, int64_t* prefill_tokens) {
   const Qwen2VL& model = *bundle_->model;
   std::vector<StepSequence> seqs;
-  for (Running& r : running_) {
+  for (size_t i = begin; i < running_.size(); ++i) {
+    Running& r = running_[i];
     StepSequence s;
     if (r.next_token < 0) {
       s = PrefillSequence(model, r.request->prompt.ids, &r.request->images, &r.rope_delta);
@@ -267,9 +271,9 @@ std::vector<Continuation::Update> Engine::PackedStep(int64_t* prefill_tokens) {
   at::Tensor logits =
       model.Logits(hidden.index_select(0, LastRows(seqs, model.device()))).to(at::kFloat);
   std::vector<Continuation::Update> updates;
-  for (size_t i = 0; i < running_.size(); ++i) {
-    running_[i].past += static_cast<int64_t>(seqs[i].ids.size());
-    updates.push_back(running_[i].continuation->Step(logits[static_cast<int64_t>(i)]));
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    running_[begin + i].past += static_cast<int64_t>(seqs[i].ids.size());
+    updates.push_back(running_[begin + i].continuation->Step(logits[static_cast<int64_t>(i)]));
   }
   return updates;
 }
@@ -279,8 +283,15 @@ void Engine::Step() {
   int64_t prefill_tokens = 0;
   std::vector<Status> outcome(running_.size());
   try {
+    // Decoding rows go through the CUDA graph even while new rows prefill: a prefill then costs
+    // the running batch one eager pass over the new prompts only, not an eager decode step.
+    const size_t graph_rows = GraphRows();
     std::vector<Continuation::Update> updates =
-        GraphStepPossible() ? GraphStep() : PackedStep(&prefill_tokens);
+        graph_rows > 0 ? GraphStep(graph_rows) : std::vector<Continuation::Update>{};
+    if (graph_rows < running_.size()) {
+      std::vector<Continuation::Update> rest = PackedStep(graph_rows, &prefill_tokens);
+      updates.insert(updates.end(), rest.begin(), rest.end());
+    }
     Clock::time_point now = Clock::now();
     for (size_t i = 0; i < running_.size(); ++i) {
       Running& r = running_[i];

@@ -81,9 +81,12 @@ class Engine {
   // Removes running_[i]; with a slab, the last sequence moves into its slot.
   void Remove(size_t i);
   // All sequences decoding, none with an adapter: the slab/graph path applies.
-  bool GraphStepPossible() const;
-  std::vector<Continuation::Update> GraphStep();
-  std::vector<Continuation::Update> PackedStep(int64_t* prefill_tokens);
+  // Rows [0, n) that can decode through the CUDA graph: the leading rows that already have a
+  // token and no adapter (newly admitted rows, which need a prefill, are always at the end).
+  size_t GraphRows() const;
+  std::vector<Continuation::Update> GraphStep(size_t rows);
+  // Eager packed step over rows [begin, running_.size()): prefills and decodes mixed.
+  std::vector<Continuation::Update> PackedStep(size_t begin, int64_t* prefill_tokens);
   void Complete(Running& r, const Status& status);
   void Fail(const std::shared_ptr<EngineRequest>& request, const Status& status);
 

@@ -34,6 +34,13 @@ inline void SetGeneratorState(const at::Device& device, const at::Tensor& state)
   gen.set_state(state);
 }
 
+// Reseeds the default random generator of a device (CPU or CUDA).
+inline void SeedDefaultGenerator(const at::Device& device, uint64_t seed) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_current_seed(seed);
+}
+
 // A random generator on `device` (CPU or CUDA) seeded with `seed`.
 inline at::Generator MakeGenerator(const at::Device& device, uint64_t seed) {
 #ifdef VLMD_CUDA

@@ -61,6 +61,7 @@ void VisitFields(Spec& s, V&& v) {
   v("generation_max_samples", s.generation_max_samples);
   v("generation_batch_size", s.generation_batch_size);
   v("gpus", s.gpus);
+  v("processes", s.processes);
   v("priority", s.priority);
   v("resume_from_checkpoint", s.resume_from_checkpoint);
 }
@@ -237,6 +238,9 @@ Status JobSpec::Validate() const {
                         "eval_steps/save_steps/logging_steps", "must be >= 1"));
   RETURN_IF_ERROR(Check(save_total_limit >= 0, "save_total_limit", "must be >= 0"));
   RETURN_IF_ERROR(Check(gpus >= 0 && gpus <= 64, "gpus", "must be in [0, 64]"));
+  RETURN_IF_ERROR(Check(processes >= 0 && processes <= 64, "processes", "must be in [0, 64]"));
+  RETURN_IF_ERROR(Check(gpus == 0 || processes == 0 || processes == gpus, "processes",
+                        "must be 0 or equal to gpus for a GPU job (one rank per GPU)"));
   RETURN_IF_ERROR(Check(dtype == "auto" || dtype == "float32" || dtype == "bfloat16" ||
                             dtype == "float16",
                         "dtype", "must be auto, float32, bfloat16 or float16"));
@@ -263,6 +267,8 @@ bool JobSpec::GenerationAt(bool final) const {
   if (!predict_with_generate) return false;
   return generation_eval == "every_eval" || final;
 }
+
+int JobSpec::WorldSize() const { return gpus > 0 ? gpus : std::max(1, processes); }
 
 int JobSpec::EffectiveAccumulation(int world_size) const {
   if (gradient_accumulation_steps > 0) return gradient_accumulation_steps;

@@ -79,7 +79,8 @@ struct JobSpec {
   int generation_batch_size = 8;               // sequences decoded together
 
   // Scheduling.
-  int gpus = 1;      // GPUs wanted (0 = CPU)
+  int gpus = 1;      // GPUs wanted (0 = CPU); a job with N > 1 trains data-parallel on N ranks
+  int processes = 0;  // data-parallel ranks of a CPU job (gpus 0); 0 = 1. With gpus > 0: 0 or gpus
   int priority = 0;  // higher runs first
   std::string resume_from_checkpoint;  // a checkpoint-N directory
 
@@ -90,6 +91,8 @@ struct JobSpec {
   Status Validate() const;
   // gradient_accumulation_steps with the SWIFT default applied.
   int EffectiveAccumulation(int world_size) const;
+  // Data-parallel ranks the job runs on: gpus, or processes for a CPU job (at least 1).
+  int WorldSize() const;
   // metric_for_best_model without an "eval_" prefix (the key in the trainer's metrics).
   std::string BestMetricName() const;
   // greater_is_better, or its default for metric_for_best_model.

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/logging.h"
+#include "core/model/torch_compat.h"
 #include "core/train/checkpoint_io.h"
 
 namespace vlmd {
@@ -97,8 +98,15 @@ Status Trainer::Init() {
                             spec_.adam_epsilon, spec_.weight_decay});
   step_options_.lora_dropout = spec_.lora_dropout;
   step_options_.gradient_checkpointing = spec_.gradient_checkpointing;
-  accumulation_ = spec_.EffectiveAccumulation(1);
-  batches_per_epoch_ = static_cast<int64_t>((train_->size() + spec_.batch_size - 1) / spec_.batch_size);
+  accumulation_ = spec_.EffectiveAccumulation(WorldSize());
+  const size_t global_batch = static_cast<size_t>(spec_.batch_size) * WorldSize();
+  batches_per_epoch_ = static_cast<int64_t>((train_->size() + global_batch - 1) / global_batch);
+  if (!IsRankZero()) {
+    // Dropout masks differ between ranks (rank 0 keeps the single-process stream).
+    const uint64_t seed = static_cast<uint64_t>(spec_.seed) * 7919ULL + collective_->rank();
+    compat::SeedDefaultGenerator(at::Device(at::kCPU), seed);
+    if (model.device().is_cuda()) compat::SeedDefaultGenerator(model.device(), seed);
+  }
   steps_per_epoch_ = (batches_per_epoch_ + accumulation_ - 1) / accumulation_;
   max_steps_ = spec_.max_steps > 0
                    ? spec_.max_steps
@@ -125,10 +133,14 @@ StatusOr<std::vector<std::vector<TrainExample>>> Trainer::NextGroup() {
   }
   std::vector<size_t> order = EpochOrder(progress_.epoch);
   std::vector<std::vector<TrainExample>> group;
+  const size_t batch = static_cast<size_t>(spec_.batch_size);
+  const size_t rank = collective_ == nullptr ? 0 : static_cast<size_t>(collective_->rank());
   while (static_cast<int>(group.size()) < accumulation_ &&
          progress_.batch_in_epoch < batches_per_epoch_) {
-    size_t begin = static_cast<size_t>(progress_.batch_in_epoch) * spec_.batch_size;
-    size_t end = std::min(order.size(), begin + static_cast<size_t>(spec_.batch_size));
+    // This rank's slice of the global batch (empty when the epoch's last batch is short).
+    size_t global_begin = static_cast<size_t>(progress_.batch_in_epoch) * batch * WorldSize();
+    size_t begin = std::min(order.size(), global_begin + rank * batch);
+    size_t end = std::min(order.size(), begin + batch);
     std::vector<TrainExample> batch;
     for (size_t i = begin; i < end; ++i) {
       ASSIGN_OR_RETURN(TrainExample ex, train_->Get(order[i]));
@@ -146,17 +158,29 @@ Status Trainer::OptimizerStep(MicroBatchResult* total, double* grad_norm, double
   for (const auto& batch : group) {
     for (const TrainExample& ex : batch) tokens += ex.LabelTokens();
   }
+  if (collective_ != nullptr) {
+    // The loss is the mean over the global batch's label tokens, as in one process.
+    at::Tensor count = at::full({1}, static_cast<double>(tokens), at::kDouble);
+    collective_->AllReduceSum(count);
+    tokens = static_cast<int64_t>(count.item<double>());
+  }
   StepOptions options = step_options_;
   options.loss_scale = tokens > 0 ? 1.0 / static_cast<double>(tokens) : 0.0;
   const Qwen2VL& model = *bundle_->model;
+  MicroBatchResult sums;
   for (const auto& batch : group) {
+    if (batch.empty()) continue;
     std::vector<const TrainExample*> ptrs;
     for (const TrainExample& ex : batch) ptrs.push_back(&ex);
     MicroBatchResult r = ForwardBackward(model, *adapter_, ptrs, options);
-    total->loss_sum += r.loss_sum;
-    total->tokens += r.tokens;
-    total->correct += r.correct;
+    sums.loss_sum += r.loss_sum;
+    sums.tokens += r.tokens;
+    sums.correct += r.correct;
   }
+  if (collective_ != nullptr) ReduceAcrossRanks(&sums);
+  total->loss_sum += sums.loss_sum;
+  total->tokens += sums.tokens;
+  total->correct += sums.correct;
   *grad_norm = ClipGradNorm(params_, spec_.max_grad_norm);
   *lr = spec_.learning_rate * LrMultiplier(spec_.lr_scheduler_type, progress_.global_step,
                                             max_steps_, warmup_steps_);
@@ -167,6 +191,29 @@ Status Trainer::OptimizerStep(MicroBatchResult* total, double* grad_norm, double
   *lr = spec_.learning_rate * LrMultiplier(spec_.lr_scheduler_type, progress_.global_step,
                                             max_steps_, warmup_steps_);
   return absl::OkStatus();
+}
+
+bool Trainer::AgreeToStop(const std::atomic<bool>& stop) {
+  if (collective_ == nullptr) return stop.load();
+  at::Tensor flag = at::full({1}, stop.load() ? 1.0 : 0.0, at::kDouble);
+  collective_->AllReduceSum(flag);
+  return flag.item<double>() > 0;
+}
+
+void Trainer::ReduceAcrossRanks(MicroBatchResult* group) {
+  std::vector<at::Tensor> grads;
+  for (at::Tensor& p : params_) {
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);  // a rank with no samples
+    grads.push_back(p.grad());
+  }
+  collective_->AllReduceSumPacked(grads);
+  at::Tensor counts = at::tensor({group->loss_sum, static_cast<double>(group->tokens),
+                                  static_cast<double>(group->correct)},
+                                 at::kDouble);
+  collective_->AllReduceSum(counts);
+  group->loss_sum = counts[0].item<double>();
+  group->tokens = static_cast<int64_t>(counts[1].item<double>());
+  group->correct = static_cast<int64_t>(counts[2].item<double>());
 }
 
 void Trainer::Log(const MicroBatchResult& window, int64_t window_steps, double grad_norm,
@@ -182,7 +229,7 @@ void Trainer::Log(const MicroBatchResult& window, int64_t window_steps, double g
   log.learning_rate = lr;
   log.memory_gib = DeviceMemoryGiB(bundle_->model->device());
   log.train_speed = window_seconds > 0 ? window_steps / window_seconds : 0.0;
-  log.samples_per_second = log.train_speed * accumulation_ * spec_.batch_size;
+  log.samples_per_second = log.train_speed * accumulation_ * spec_.batch_size * WorldSize();
   log.elapsed_s = NowSeconds() - start_seconds_;
   double per_step = log.elapsed_s / std::max<int64_t>(1, progress_.global_step);
   log.remaining_s = per_step * static_cast<double>(max_steps_ - progress_.global_step);
@@ -243,6 +290,7 @@ Status Trainer::SaveCheckpoint(const std::map<std::string, double>& eval_metrics
 }
 
 Status Trainer::SaveCheckpointNow() {
+  if (!IsRankZero()) return absl::OkStatus();
   std::string dir = absl::StrCat(spec_.output_dir, "/checkpoint-", progress_.global_step);
   if (progress_.global_step == 0 ||
       (!progress_.checkpoints.empty() && progress_.checkpoints.back() == dir)) {
@@ -266,7 +314,7 @@ Status Trainer::Run(const std::atomic<bool>& stop) {
   int64_t window_steps = 0;
   double window_start = NowSeconds();
   while (progress_.global_step < max_steps_) {
-    if (stop.load()) return absl::CancelledError("job cancelled");
+    if (AgreeToStop(stop)) return absl::CancelledError("job cancelled");
     double grad_norm = 0, lr = 0;
     RETURN_IF_ERROR(OptimizerStep(&window, &grad_norm, &lr));
     ++window_steps;
@@ -279,6 +327,7 @@ Status Trainer::Run(const std::atomic<bool>& stop) {
       window_start = NowSeconds();
     }
     std::map<std::string, double> metrics;
+    if (!IsRankZero()) continue;  // the other ranks go on to the next step's collectives
     if (eval_ != nullptr && eval_->size() > 0 && (step % spec_.eval_steps == 0 || last)) {
       RETURN_IF_ERROR(Evaluate(&metrics));
     }

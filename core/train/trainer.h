@@ -12,6 +12,7 @@
 
 #include "core/base/status.h"
 #include "core/engine/model_bundle.h"
+#include "core/train/distributed.h"
 #include "core/train/evaluate.h"
 #include "core/train/job_spec.h"
 #include "core/train/optimizer.h"
@@ -59,6 +60,12 @@ class Trainer {
   // Adds `extension` (not owned; may be null) to every evaluation; its metrics go into
   // EvalLog.extra and can pick the best checkpoint. Call before Run.
   void set_eval_extension(EvalExtension* extension) { extension_ = extension; }
+  // Trains data-parallel over `collective`'s ranks (not owned; may be null = one process).
+  // Every rank reads its slice of each global batch (batch_size x world_size samples); the
+  // token count, the gradients and the logged sums are summed over the ranks, so the update
+  // equals one process's with the whole global batch. Rank 0 alone evaluates and writes
+  // checkpoints; the other ranks' sinks should discard. Call before Init.
+  void set_collective(Collective* collective) { collective_ = collective; }
   // Creates the adapter and optimizer, or restores them from spec.resume_from_checkpoint.
   Status Init();
   // Trains until max steps or until `stop` becomes true (then returns CANCELLED after the
@@ -75,6 +82,12 @@ class Trainer {
   // Builds the next accumulation group of micro-batches (stops at the epoch's end).
   StatusOr<std::vector<std::vector<TrainExample>>> NextGroup();
   Status OptimizerStep(MicroBatchResult* total, double* grad_norm, double* lr);
+  // Whether every rank stops now: true if `stop` is set on any of them.
+  bool AgreeToStop(const std::atomic<bool>& stop);
+  // Sums the gradients and this group's counts over the ranks (data-parallel only).
+  void ReduceAcrossRanks(MicroBatchResult* group);
+  bool IsRankZero() const { return collective_ == nullptr || collective_->rank() == 0; }
+  int WorldSize() const { return collective_ == nullptr ? 1 : collective_->world_size(); }
   Status Evaluate(std::map<std::string, double>* metrics);
   Status SaveCheckpoint(const std::map<std::string, double>& eval_metrics);
   Status Restore(const std::string& checkpoint_dir);
@@ -87,6 +100,7 @@ class Trainer {
   const ExampleSource* eval_;
   TrainingSink* sink_;
   EvalExtension* extension_ = nullptr;
+  Collective* collective_ = nullptr;
   std::shared_ptr<LoraAdapter> adapter_;
   std::vector<at::Tensor> params_;
   std::unique_ptr<AdamW> optimizer_;
