@@ -276,6 +276,9 @@ int RunTrainWorker(const std::string& job_dir, const std::string& tokenizer_fall
       dist->world_size = world_size;
       dist->master_port = 0;  // any free port; the ranks started here are told which
     }
+    if (spec->gpus > 0 && at::hasCUDA()) {
+      dist->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(dist->local_rank));
+    }
     std::function<Status(int)> start_peers;
     if (!external) start_peers = [&](int port) { return peers.Start(world_size, port); };
     StatusOr<std::unique_ptr<Collective>> joined = Collective::Connect(*dist, start_peers);

@@ -1,11 +1,20 @@
 #include "core/train/distributed.h"
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef VLMD_HAVE_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO  // the Gloo process group is declared only under this switch
 #endif
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef VLMD_HAVE_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL
+#endif
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <cstdlib>
 
@@ -27,6 +36,12 @@ Status ReadIntVariable(const char* name, int min, int max, int* out) {
   }
   *out = value;
   return absl::OkStatus();
+}
+
+// A c10 error's first line (the rest is a stack trace).
+std::string FirstLine(const char* what) {
+  std::string s(what);
+  return s.substr(0, s.find('\n'));
 }
 
 }  // namespace
@@ -52,9 +67,43 @@ StatusOr<DistributedOptions> DistributedOptionsFromEnvironment() {
   return o;
 }
 
+// The backends this build has, for the error that names them.
+std::string BuiltBackends() {
+  std::string out;
+#ifdef VLMD_HAVE_GLOO
+  out += "gloo ";
+#endif
+#ifdef VLMD_HAVE_NCCL
+  out += "nccl ";
+#endif
+  return out.empty() ? "none" : out.substr(0, out.size() - 1);
+}
+
 struct Collective::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+#ifdef VLMD_HAVE_GLOO
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#endif
+#ifdef VLMD_HAVE_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+
+  void AllReduce(std::vector<at::Tensor>& tensors) {
+#ifdef VLMD_HAVE_NCCL
+    if (nccl) return (void)nccl->allreduce(tensors)->wait();
+#endif
+#ifdef VLMD_HAVE_GLOO
+    if (gloo) return (void)gloo->allreduce(tensors)->wait();
+#endif
+  }
+  void Barrier() {
+#ifdef VLMD_HAVE_NCCL
+    if (nccl) return (void)nccl->barrier()->wait();
+#endif
+#ifdef VLMD_HAVE_GLOO
+    if (gloo) return (void)gloo->barrier()->wait();
+#endif
+  }
 };
 
 StatusOr<std::unique_ptr<Collective>> Collective::Connect(const DistributedOptions& options,
@@ -75,32 +124,67 @@ StatusOr<std::unique_ptr<Collective>> Collective::Connect(const DistributedOptio
     c->port_ = c->impl_->store->getPort();
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("rank ", options.rank, ": the rendezvous store at ",
-                                               where, " failed: ", e.what()));
+                                               where, " failed: ", FirstLine(e.what())));
   }
   if (ready) RETURN_IF_ERROR(ready(c->port_));
+  const std::string backend = options.device.is_cuda() ? "nccl" : "gloo";
+  c->device_ = options.device;
   try {
-    auto group_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
-    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname) {
-      group_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-    } else {
-      group_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    }
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("vlmd/train", c->impl_->store);
-    c->impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(
-        prefixed, options.rank, options.world_size, group_options);
+#ifdef VLMD_HAVE_NCCL
+    if (backend == "nccl") {
+      c10::cuda::set_device(options.device.index());
+      auto group_options = c10d::ProcessGroupNCCL::Options::create();
+      group_options->timeout = options.timeout;
+      c->impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          prefixed, options.rank, options.world_size, group_options);
+    }
+#endif
+#ifdef VLMD_HAVE_GLOO
+    if (backend == "gloo") {
+      auto group_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
+      if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname) {
+        group_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      } else {
+        group_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      }
+      c->impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
+          prefixed, options.rank, options.world_size, group_options);
+    }
+#endif
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("rank ", options.rank, " of ", options.world_size,
-                                               ": joining the process group at ", where,
-                                               " failed: ", e.what()));
+    return absl::UnavailableError(absl::StrCat(
+        "rank ", options.rank, " of ", options.world_size, ": joining the ", backend,
+        " process group at ", options.master_addr, ":", c->port_, " failed (waited up to ",
+        std::chrono::duration_cast<std::chrono::seconds>(options.timeout).count(),
+        " s for the other ranks): ", FirstLine(e.what())));
+  }
+  if (!c->HasGroup()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data-parallel training on ", options.device.str(), " needs the ", backend,
+        " backend, which this build lacks (it has: ", BuiltBackends(), ")"));
   }
   return c;
 }
 
 Collective::~Collective() = default;
 
+bool Collective::HasGroup() const {
+#ifdef VLMD_HAVE_NCCL
+  if (impl_->nccl) return true;
+#endif
+#ifdef VLMD_HAVE_GLOO
+  if (impl_->gloo) return true;
+#endif
+  return false;
+}
+
 void Collective::AllReduceSum(at::Tensor& tensor) {
-  std::vector<at::Tensor> tensors{tensor};
-  impl_->group->allreduce(tensors)->wait();
+  // NCCL reduces device tensors only: host values (counts, flags) travel through the device.
+  const bool staged = tensor.device() != device_ && device_.is_cuda();
+  std::vector<at::Tensor> tensors{staged ? tensor.to(device_) : tensor};
+  impl_->AllReduce(tensors);
+  if (staged) tensor.copy_(tensors[0]);
 }
 
 void Collective::AllReduceSumPacked(const std::vector<at::Tensor>& tensors) {
@@ -117,6 +201,6 @@ void Collective::AllReduceSumPacked(const std::vector<at::Tensor>& tensors) {
   }
 }
 
-void Collective::Barrier() { impl_->group->barrier()->wait(); }
+void Collective::Barrier() { impl_->Barrier(); }
 
 }  // namespace vlmd

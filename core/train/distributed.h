@@ -1,6 +1,7 @@
 // Data-parallel training over several processes with torch.distributed's c10d: a TCPStore for
-// the rendezvous and a Gloo process group for the collectives (CPU tensors, and CUDA tensors
-// through host staging). One rank per GPU; rank 0 hosts the store. Internal to core/ (torch).
+// the rendezvous, and a process group for the collectives: NCCL for ranks on GPUs, Gloo for
+// ranks on the CPU (each where the build found its headers; core/train/CMakeLists.txt). One
+// rank per GPU; rank 0 hosts the store. Internal to core/ (torch).
 //
 // The options come from the environment that torchrun and the Kubernetes training operators
 // set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), or from the worker that
@@ -26,6 +27,8 @@ struct DistributedOptions {
   std::string master_addr = "127.0.0.1";
   int master_port = 0;  // 0 on rank 0: any free port (read it back with Collective::port)
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
+  // Where this rank trains: NCCL for a CUDA device, Gloo for the CPU.
+  at::Device device{at::kCPU};
 };
 
 // The options in the environment (world_size 1 when WORLD_SIZE is unset; VLMD_DIST_TIMEOUT_S
@@ -50,7 +53,8 @@ class Collective {
   // The store's port (what rank 0 tells the ranks it starts).
   int port() const { return port_; }
 
-  // Sums `tensor` over the ranks, in place (blocking).
+  // Sums `tensor` over the ranks, in place (blocking). A host tensor on a CUDA rank is staged
+  // through the device.
   void AllReduceSum(at::Tensor& tensor);
   // Sums every tensor in `tensors` over the ranks in one collective: they are packed into one
   // float32 buffer on their device, reduced, and copied back.
@@ -59,9 +63,11 @@ class Collective {
 
  private:
   Collective() = default;
+  bool HasGroup() const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int rank_ = 0, world_size_ = 1, port_ = 0;
+  at::Device device_{at::kCPU};
 };
 
 }  // namespace vlmd

@@ -194,7 +194,9 @@ TEST_F(DistributedE2E, ARankWhosePeerNeverComesFailsNamingTheRendezvous) {
                                 "VLMD_DIST_TIMEOUT_S=3"},
                                120);
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.out.find("joining the process group at 127.0.0.1:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("joining the gloo process group at 127.0.0.1:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(waited up to 3 s for the other ranks)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("frame #"), std::string::npos) << r.out;  // no stack trace
   EXPECT_NE(r.out.find("FAILED"), std::string::npos) << r.out;
 }
 
