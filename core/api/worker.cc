@@ -65,7 +65,8 @@ class PeerRankSink : public TrainingSink {
     std::fprintf(stderr, "rank %d: %s\n", rank_, line.c_str());
   }
   void OnState(const std::string& state, const std::string& message) override {
-    if (!message.empty()) std::fprintf(stderr, "rank %d: %s: %s\n", rank_, state.c_str(), message.c_str());
+    if (!message.empty())
+      std::fprintf(stderr, "rank %d: %s: %s\n", rank_, state.c_str(), message.c_str());
   }
 
  private:
@@ -89,8 +90,8 @@ class PeerRanks {
       args.push_back(cmdline->substr(pos, end - pos));
       pos = end + 1;
     }
-    static const char* kRankVariables[] = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASTER_ADDR=",
-                                           "MASTER_PORT=", "LOCAL_WORLD_SIZE="};
+    static const char* kRankVariables[] = {
+        "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASTER_ADDR=", "MASTER_PORT=", "LOCAL_WORLD_SIZE="};
     std::vector<std::string> base_env;
     for (char** e = environ; *e != nullptr; ++e) {
       bool rank_variable = false;
@@ -247,8 +248,8 @@ int RunTrainWorker(const std::string& job_dir, const std::string& tokenizer_fall
   std::signal(SIGPIPE, SIG_IGN);
   std::string spec_path = JoinPath(job_dir, "job.json");
   StatusOr<std::string> text = ReadFile(spec_path);
-  StatusOr<JobSpec> spec = text.ok() ? JobSpec::FromJson(*text, spec_path)
-                                     : StatusOr<JobSpec>(text.status());
+  StatusOr<JobSpec> spec =
+      text.ok() ? JobSpec::FromJson(*text, spec_path) : StatusOr<JobSpec>(text.status());
   StatusOr<DistributedOptions> dist = DistributedOptionsFromEnvironment();
   // Under an external launcher (torchrun, a training operator) the environment names the rank;
   // otherwise this process is rank 0 and starts the job's other ranks itself.
@@ -312,8 +313,8 @@ int RunTrainWorker(const std::string& job_dir, const std::string& tokenizer_fall
     code = kWorkerCancelled;
   } else if (!status.ok()) {
     std::string peer_failures = peers.Stop();
-    sink->OnState("FAILED", absl::StrCat(status.message(), peer_failures.empty() ? "" : "; ",
-                                         peer_failures));
+    sink->OnState("FAILED",
+                  absl::StrCat(status.message(), peer_failures.empty() ? "" : "; ", peer_failures));
     return kWorkerFailed;
   }
   if (std::string failures = peers.Wait(code); !failures.empty()) {

@@ -50,10 +50,10 @@ Engine::~Engine() { Shutdown(std::chrono::milliseconds(0)); }
 
 Status Engine::Enqueue(std::shared_ptr<EngineRequest> request) {
   if (request->reserved_tokens() > limits_.kv_cache_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prompt (", request->prompt.ids.size(), " tokens) + max_new_tokens (",
-        request->params.max_new_tokens, ") exceeds the KV-cache budget of ",
-        limits_.kv_cache_tokens, " tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt (", request->prompt.ids.size(), " tokens) + max_new_tokens (",
+                     request->params.max_new_tokens, ") exceeds the KV-cache budget of ",
+                     limits_.kv_cache_tokens, " tokens"));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -171,12 +171,13 @@ void Engine::Admit(std::unique_lock<std::mutex>& lock) {
   for (auto& request : admitted) {
     Running r;
     r.request = request;
-    r.cache = slab_ ? std::make_unique<KvCache>(slab_->cache().Slot(
-                          static_cast<int64_t>(running_.size())))
-                    : std::make_unique<KvCache>(model.config().text, request->reserved_tokens(),
-                                                model.dtype(), model.device());
-    r.continuation = std::make_unique<Continuation>(request->params, request->prompt.ids,
-                                                    bundle_->tokenizer);
+    r.cache =
+        slab_
+            ? std::make_unique<KvCache>(slab_->cache().Slot(static_cast<int64_t>(running_.size())))
+            : std::make_unique<KvCache>(model.config().text, request->reserved_tokens(),
+                                        model.dtype(), model.device());
+    r.continuation =
+        std::make_unique<Continuation>(request->params, request->prompt.ids, bundle_->tokenizer);
     r.continuation->mutable_result().timings.queue_ms = Ms(request->submitted, Clock::now());
     running_.push_back(std::move(r));
   }
@@ -210,8 +211,7 @@ void Engine::Remove(size_t i) {
     // Keep the batch in slots [0, n): the last sequence moves into the freed slot.
     slab_->cache().MoveSlot(static_cast<int64_t>(last), static_cast<int64_t>(i),
                             running_[last].past);
-    running_[last].cache =
-        std::make_unique<KvCache>(slab_->cache().Slot(static_cast<int64_t>(i)));
+    running_[last].cache = std::make_unique<KvCache>(slab_->cache().Slot(static_cast<int64_t>(i)));
   }
   if (i != last) running_[i] = std::move(running_[last]);
   running_.pop_back();
@@ -242,10 +242,10 @@ std::vector<Continuation::Update> Engine::GraphStep(size_t rows) {
     Running& r = running_[i];
     r.past += 1;
     const int64_t row = static_cast<int64_t>(i);
-    updates.push_back(r.continuation->ArgmaxSuffices()
-                          ? r.continuation->Accept(
-                                static_cast<int32_t>(out.argmax[row].item<int64_t>()))
-                          : r.continuation->Step(out.logits[row]));
+    updates.push_back(
+        r.continuation->ArgmaxSuffices()
+            ? r.continuation->Accept(static_cast<int32_t>(out.argmax[row].item<int64_t>()))
+            : r.continuation->Step(out.logits[row]));
   }
   return updates;
 }
@@ -316,7 +316,8 @@ void Engine::Step() {
     last_batch_ = static_cast<int64_t>(running_.size());
     ++steps_;
   }
-  if (observer_) observer_->OnStep(name_, static_cast<int>(running_.size()), prefill_tokens, seconds);
+  if (observer_)
+    observer_->OnStep(name_, static_cast<int>(running_.size()), prefill_tokens, seconds);
   for (size_t i = running_.size(); i-- > 0;) {
     if (!outcome[i].ok() || running_[i].continuation->finished()) {
       Complete(running_[i], outcome[i]);

@@ -98,13 +98,13 @@ class Engine {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<EngineRequest>> waiting_;  // guarded by mu_
-  bool stopping_ = false;                                // guarded by mu_
-  bool cancel_all_ = false;                              // guarded by mu_
-  int64_t kv_used_ = 0;                                  // guarded by mu_
-  int64_t running_count_ = 0;                            // guarded by mu_
-  int64_t last_batch_ = 0;                               // guarded by mu_
-  int64_t steps_ = 0;                                    // guarded by mu_
-  std::unique_ptr<GraphDecoder> slab_;  // CUDA only: slab KV cache + decode graphs
+  bool stopping_ = false;                               // guarded by mu_
+  bool cancel_all_ = false;                             // guarded by mu_
+  int64_t kv_used_ = 0;                                 // guarded by mu_
+  int64_t running_count_ = 0;                           // guarded by mu_
+  int64_t last_batch_ = 0;                              // guarded by mu_
+  int64_t steps_ = 0;                                   // guarded by mu_
+  std::unique_ptr<GraphDecoder> slab_;                  // CUDA only: slab KV cache + decode graphs
   std::vector<Running> running_;  // scheduler thread only; running_[i] uses slab slot i
   std::thread thread_;
 };

@@ -13,6 +13,7 @@
 #define USE_C10D_NCCL
 #endif
 #include <c10/cuda/CUDAFunctions.h>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -57,7 +58,8 @@ StatusOr<DistributedOptions> DistributedOptionsFromEnvironment() {
   if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') {
     o.master_addr = addr;
   }
-  int timeout_s = static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count());
+  int timeout_s =
+      static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count());
   RETURN_IF_ERROR(ReadIntVariable("VLMD_DIST_TIMEOUT_S", 1, 86400, &timeout_s));
   o.timeout = std::chrono::seconds(timeout_s);
   if (o.world_size > 1 && o.master_port == 0) {
@@ -160,9 +162,9 @@ StatusOr<std::unique_ptr<Collective>> Collective::Connect(const DistributedOptio
         " s for the other ranks): ", FirstLine(e.what())));
   }
   if (!c->HasGroup()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data-parallel training on ", options.device.str(), " needs the ", backend,
-        " backend, which this build lacks (it has: ", BuiltBackends(), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data-parallel training on ", options.device.str(), " needs the ", backend,
+                     " backend, which this build lacks (it has: ", BuiltBackends(), ")"));
   }
   return c;
 }

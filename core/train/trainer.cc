@@ -15,14 +15,13 @@ namespace vlmd {
 namespace {
 
 double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-const std::vector<std::string> kLlmLinears = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                               "gate_proj", "up_proj", "down_proj"};
-const std::vector<std::string> kVisionLinears = {"qkv", "attn.proj", "fc1", "fc2",
-                                                  "merger.mlp.0", "merger.mlp.2"};
+const std::vector<std::string> kLlmLinears = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                              "gate_proj", "up_proj", "down_proj"};
+const std::vector<std::string> kVisionLinears = {"qkv", "attn.proj",    "fc1",
+                                                 "fc2", "merger.mlp.0", "merger.mlp.2"};
 
 }  // namespace
 
@@ -42,12 +41,11 @@ std::vector<std::string> ExpandTargetModules(const std::vector<std::string>& tar
 }
 
 StatusOr<std::shared_ptr<LoraAdapter>> CreateTrainableAdapter(const JobSpec& spec,
-                                                              const Qwen2VL& model,
-                                                              uint64_t seed) {
+                                                              const Qwen2VL& model, uint64_t seed) {
   std::shared_ptr<LoraAdapter> adapter;
   if (!spec.init_adapter.empty()) {
-    ASSIGN_OR_RETURN(adapter, LoraAdapter::Load(spec.init_adapter, model.weights(), at::kFloat,
-                                                model.device()));
+    ASSIGN_OR_RETURN(
+        adapter, LoraAdapter::Load(spec.init_adapter, model.weights(), at::kFloat, model.device()));
   } else {
     adapter = std::make_shared<LoraAdapter>();
     LoraConfig& c = adapter->config;
@@ -81,13 +79,13 @@ StatusOr<std::shared_ptr<LoraAdapter>> CreateTrainableAdapter(const JobSpec& spe
 
 Trainer::Trainer(JobSpec spec, std::shared_ptr<const ModelBundle> bundle,
                  const ExampleSource* train, const ExampleSource* eval, TrainingSink* sink)
-    : spec_(std::move(spec)), bundle_(std::move(bundle)), train_(train), eval_(eval),
-      sink_(sink) {}
+    : spec_(std::move(spec)), bundle_(std::move(bundle)), train_(train), eval_(eval), sink_(sink) {}
 
 Status Trainer::Init() {
   if (train_->size() == 0) return absl::InvalidArgumentError("the training set is empty");
   const Qwen2VL& model = *bundle_->model;
-  ASSIGN_OR_RETURN(adapter_, CreateTrainableAdapter(spec_, model, static_cast<uint64_t>(spec_.seed)));
+  ASSIGN_OR_RETURN(adapter_,
+                   CreateTrainableAdapter(spec_, model, static_cast<uint64_t>(spec_.seed)));
   for (auto& [name, m] : adapter_->modules) {
     params_.push_back(m.a);
     params_.push_back(m.b);
@@ -120,7 +118,8 @@ std::vector<size_t> Trainer::EpochOrder(int64_t epoch) const {
   std::vector<size_t> order(train_->size());
   std::iota(order.begin(), order.end(), 0);
   if (spec_.shuffle) {
-    std::mt19937_64 rng(static_cast<uint64_t>(spec_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+    std::mt19937_64 rng(static_cast<uint64_t>(spec_.seed) * 1000003ULL +
+                        static_cast<uint64_t>(epoch));
     std::shuffle(order.begin(), order.end(), rng);
   }
   return order;
@@ -182,14 +181,14 @@ Status Trainer::OptimizerStep(MicroBatchResult* total, double* grad_norm, double
   total->tokens += sums.tokens;
   total->correct += sums.correct;
   *grad_norm = ClipGradNorm(params_, spec_.max_grad_norm);
-  *lr = spec_.learning_rate * LrMultiplier(spec_.lr_scheduler_type, progress_.global_step,
-                                            max_steps_, warmup_steps_);
+  *lr = spec_.learning_rate *
+        LrMultiplier(spec_.lr_scheduler_type, progress_.global_step, max_steps_, warmup_steps_);
   optimizer_->Step(*lr);
   optimizer_->ZeroGrad();
   ++progress_.global_step;
   // What transformers logs: the schedule's value after this step.
-  *lr = spec_.learning_rate * LrMultiplier(spec_.lr_scheduler_type, progress_.global_step,
-                                            max_steps_, warmup_steps_);
+  *lr = spec_.learning_rate *
+        LrMultiplier(spec_.lr_scheduler_type, progress_.global_step, max_steps_, warmup_steps_);
   return absl::OkStatus();
 }
 
@@ -207,17 +206,17 @@ void Trainer::ReduceAcrossRanks(MicroBatchResult* group) {
     grads.push_back(p.grad());
   }
   collective_->AllReduceSumPacked(grads);
-  at::Tensor counts = at::tensor({group->loss_sum, static_cast<double>(group->tokens),
-                                  static_cast<double>(group->correct)},
-                                 at::kDouble);
+  at::Tensor counts = at::tensor(
+      {group->loss_sum, static_cast<double>(group->tokens), static_cast<double>(group->correct)},
+      at::kDouble);
   collective_->AllReduceSum(counts);
   group->loss_sum = counts[0].item<double>();
   group->tokens = static_cast<int64_t>(counts[1].item<double>());
   group->correct = static_cast<int64_t>(counts[2].item<double>());
 }
 
-void Trainer::Log(const MicroBatchResult& window, int64_t window_steps, double grad_norm,
-                  double lr, double window_seconds) {
+void Trainer::Log(const MicroBatchResult& window, int64_t window_steps, double grad_norm, double lr,
+                  double window_seconds) {
   TrainLog log;
   log.step = progress_.global_step;
   log.max_steps = max_steps_;
@@ -276,8 +275,8 @@ Status Trainer::SaveCheckpoint(const std::map<std::string, double>& eval_metrics
     }
   }
   progress_.checkpoints.push_back(dir);
-  TrainingState state{&spec_, adapter_.get(), optimizer_.get(), &progress_, max_steps_,
-                      bundle_->preprocessor};
+  TrainingState state{&spec_,     adapter_.get(), optimizer_.get(),
+                      &progress_, max_steps_,     bundle_->preprocessor};
   RETURN_IF_ERROR(WriteTrainingCheckpoint(dir, state));
   RotateCheckpoints(spec_.save_total_limit, &progress_);
   CheckpointEvent event;
@@ -300,11 +299,11 @@ Status Trainer::SaveCheckpointNow() {
 }
 
 Status Trainer::Restore(const std::string& checkpoint_dir) {
-  TrainingState state{&spec_, adapter_.get(), optimizer_.get(), &progress_, max_steps_,
-                      bundle_->preprocessor};
+  TrainingState state{&spec_,     adapter_.get(), optimizer_.get(),
+                      &progress_, max_steps_,     bundle_->preprocessor};
   RETURN_IF_ERROR(ReadTrainingCheckpoint(checkpoint_dir, &state));
-  sink_->OnLogLine(absl::StrCat("resumed from ", checkpoint_dir, " at step ",
-                                progress_.global_step));
+  sink_->OnLogLine(
+      absl::StrCat("resumed from ", checkpoint_dir, " at step ", progress_.global_step));
   return absl::OkStatus();
 }
 
@@ -336,8 +335,7 @@ Status Trainer::Run(const std::atomic<bool>& stop) {
   TrainSummary summary;
   summary.best_model_checkpoint = progress_.best_checkpoint;
   summary.best_metric = progress_.best_metric;
-  summary.last_model_checkpoint =
-      progress_.checkpoints.empty() ? "" : progress_.checkpoints.back();
+  summary.last_model_checkpoint = progress_.checkpoints.empty() ? "" : progress_.checkpoints.back();
   summary.train_time = NowSeconds() - start_seconds_;
   summary.memory = DeviceMemoryGiB(bundle_->model->device());
   sink_->OnFinish(summary);

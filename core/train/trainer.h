@@ -38,14 +38,13 @@ std::vector<std::string> ExpandTargetModules(const std::vector<std::string>& tar
 // A trainable adapter (float32, requires_grad) for `spec` on `model`: PEFT's init
 // (A ~ kaiming-uniform(a=sqrt(5)), B = 0) from `seed`, or the weights of spec.init_adapter.
 StatusOr<std::shared_ptr<LoraAdapter>> CreateTrainableAdapter(const JobSpec& spec,
-                                                              const Qwen2VL& model,
-                                                              uint64_t seed);
+                                                              const Qwen2VL& model, uint64_t seed);
 
 // Progress counters that a checkpoint stores and a resume restores.
 struct TrainProgress {
   int64_t global_step = 0;
-  int64_t epoch = 0;             // index of the epoch in progress
-  int64_t batch_in_epoch = 0;    // micro-batches consumed in that epoch
+  int64_t epoch = 0;           // index of the epoch in progress
+  int64_t batch_in_epoch = 0;  // micro-batches consumed in that epoch
   double best_metric = 0;
   bool has_best = false;
   std::string best_checkpoint;

@@ -4,7 +4,6 @@
 // ranks started by hand with torchrun's environment (external launcher) must too; a rank
 // whose peer never comes fails with a message that names the rendezvous.
 #include <gtest/gtest.h>
-
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -65,7 +64,8 @@ void ExpectSameTraining(const JobResult& a, const JobResult& b) {
     ASSERT_EQ(wa.size(), wb.size()) << name;
     for (size_t i = 0; i < wa.size(); ++i) {
       max_diff = std::max(max_diff, std::abs(static_cast<double>(wa[i]) - wb[i]));
-      if (name.find("lora_B") != std::string::npos) max_b = std::max(max_b, std::abs(double(wb[i])));
+      if (name.find("lora_B") != std::string::npos)
+        max_b = std::max(max_b, std::abs(double(wb[i])));
     }
   }
   std::cout << "largest adapter weight difference " << max_diff << "\n";
@@ -95,8 +95,8 @@ class DistributedE2E : public ::testing::Test {
     dir_ = new TempDir();
     WriteImageDataset(dir_->path(), 12);
     // Two CPU slots: both jobs run at once.
-    server_ = ServerProcess::Start(JobServerYaml(dir_->path(), 2), dir_->path(), {}, &error_)
-                  .release();
+    server_ =
+        ServerProcess::Start(JobServerYaml(dir_->path(), 2), dir_->path(), {}, &error_).release();
     if (server_ == nullptr) return;
     two_ranks_ = Submit({"--name", "dp2", "--processes", "2", "--batch_size", "1"});
     one_rank_ = Submit({"--name", "dp1", "--batch_size", "2"});
@@ -126,6 +126,17 @@ class DistributedE2E : public ::testing::Test {
                  s.state() == v1::JOB_STATE_CANCELLED;
         },
         300);
+  }
+
+  // A new job directory <tmp>/<name> holding the job.json of the job in `from_dir`.
+  static std::string CopyJob(const std::string& from_dir, const std::string& name) {
+    const std::string job_dir = dir_->Join(name);
+    EXPECT_EQ(mkdir(job_dir.c_str(), 0755), 0) << job_dir;
+    json spec = json::parse(ReadFile(from_dir + "/job.json"));
+    spec["output_dir"] = job_dir;
+    spec.erase("resume_from_checkpoint");
+    WriteFile(job_dir + "/job.json", spec.dump());
+    return job_dir;
   }
 
   static TempDir* dir_;
@@ -162,17 +173,12 @@ TEST_F(DistributedE2E, AnExternalLauncherGetsTheSameResult) {
   ASSERT_EQ(two.state(), v1::JOB_STATE_SUCCEEDED) << two.reason();
   // The server's job.json of the two-rank job, run again by two processes that a launcher
   // (torchrun, a Kubernetes training operator) would start: RANK/WORLD_SIZE/MASTER_*.
-  const std::string job_dir = dir_->Join("external");
-  ASSERT_EQ(mkdir(job_dir.c_str(), 0755), 0);
-  json spec = json::parse(ReadFile(two.job_dir() + "/job.json"));
-  spec["output_dir"] = job_dir;
-  spec.erase("resume_from_checkpoint");
-  WriteFile(job_dir + "/job.json", spec.dump());
+  const std::string job_dir = CopyJob(two.job_dir(), "external");
   const std::string port = std::to_string(FreePort());
   auto env = [&](int rank) {
     return std::vector<std::string>{"WORLD_SIZE=2", "RANK=" + std::to_string(rank),
-                                    "LOCAL_RANK=" + std::to_string(rank),
-                                    "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port};
+                                    "LOCAL_RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
+                                    "MASTER_PORT=" + port};
   };
   BackgroundProcess rank1({VlmdBinary(), "train", "--job", job_dir}, env(1));
   ProcessResult rank0 = RunProcess({VlmdBinary(), "train", "--job", job_dir}, env(0), 300);
@@ -183,16 +189,12 @@ TEST_F(DistributedE2E, AnExternalLauncherGetsTheSameResult) {
 }
 
 TEST_F(DistributedE2E, ARankWhosePeerNeverComesFailsNamingTheRendezvous) {
-  const std::string job_dir = dir_->Join("lonely");
-  ASSERT_EQ(mkdir(job_dir.c_str(), 0755), 0);
-  json spec = json::parse(ReadFile(Finished(one_rank_).job_dir() + "/job.json"));
-  spec["output_dir"] = job_dir;
-  WriteFile(job_dir + "/job.json", spec.dump());
-  ProcessResult r = RunProcess({VlmdBinary(), "train", "--job", job_dir},
-                               {"WORLD_SIZE=2", "RANK=0", "MASTER_ADDR=127.0.0.1",
-                                "MASTER_PORT=" + std::to_string(FreePort()),
-                                "VLMD_DIST_TIMEOUT_S=3"},
-                               120);
+  const std::string job_dir = CopyJob(Finished(one_rank_).job_dir(), "lonely");
+  ProcessResult r =
+      RunProcess({VlmdBinary(), "train", "--job", job_dir},
+                 {"WORLD_SIZE=2", "RANK=0", "MASTER_ADDR=127.0.0.1",
+                  "MASTER_PORT=" + std::to_string(FreePort()), "VLMD_DIST_TIMEOUT_S=3"},
+                 120);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.out.find("joining the gloo process group at 127.0.0.1:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(waited up to 3 s for the other ranks)"), std::string::npos) << r.out;
@@ -201,19 +203,15 @@ TEST_F(DistributedE2E, ARankWhosePeerNeverComesFailsNamingTheRendezvous) {
 }
 
 TEST_F(DistributedE2E, BadRankEnvironmentAndProcessCountsAreRefused) {
-  const std::string job_dir = dir_->Join("badenv");
-  ASSERT_EQ(mkdir(job_dir.c_str(), 0755), 0);
-  json spec = json::parse(ReadFile(Finished(one_rank_).job_dir() + "/job.json"));
-  spec["output_dir"] = job_dir;
-  WriteFile(job_dir + "/job.json", spec.dump());
+  const std::string job_dir = CopyJob(Finished(one_rank_).job_dir(), "badenv");
   ProcessResult r = RunProcess({VlmdBinary(), "train", "--job", job_dir},
                                {"WORLD_SIZE=2", "RANK=2", "MASTER_PORT=29999"}, 60);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("RANK=\\\"2\\\" must be an integer in [0, 1]"), std::string::npos) << r.out;
   // A GPU job's ranks are its GPUs.
-  ProcessResult sft = Vlmctl(*server_, {"sft", "--model", TinyModelDir(), "--dataset",
-                                        dir_->Join("train.jsonl"), "--gpus", "1", "--processes",
-                                        "2"});
+  ProcessResult sft =
+      Vlmctl(*server_, {"sft", "--model", TinyModelDir(), "--dataset", dir_->Join("train.jsonl"),
+                        "--gpus", "1", "--processes", "2"});
   EXPECT_NE(sft.exit_code, 0);
   EXPECT_NE(sft.err.find("processes"), std::string::npos) << sft.err;
   EXPECT_NE(sft.err.find("INVALID_ARGUMENT"), std::string::npos) << sft.err;
