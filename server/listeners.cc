@@ -3,11 +3,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <CivetServer.h>
-#include <civetweb.h>
-
-#include <mutex>
-
 #include "core/base/file_util.h"
 #include "core/base/logging.h"
 
@@ -79,28 +74,6 @@ void SetHealth(grpc::Server& server, const std::vector<std::string>& names, bool
   for (const std::string& name : names) health->SetServingStatus(name, serving);
 }
 
-namespace {
-
-// civetweb's own messages while the metrics listener starts: its exception says only "null
-// context", the reason (bind error, bad port spec, ...) arrives here.
-std::mutex civet_log_mu;
-std::string civet_log;
-
-int CivetLog(const mg_connection*, const char* message) {
-  std::lock_guard<std::mutex> lock(civet_log_mu);
-  if (civet_log.size() < 2000) civet_log += std::string(message) + "; ";
-  return 1;
-}
-
-std::string TakeCivetLog() {
-  std::lock_guard<std::mutex> lock(civet_log_mu);
-  std::string out;
-  out.swap(civet_log);
-  return out;
-}
-
-}  // namespace
-
 MetricsListener StartMetricsListener(const std::string& address,
                                      const std::shared_ptr<prometheus::Collectable>& collectable) {
   MetricsListener out;
@@ -108,23 +81,16 @@ MetricsListener StartMetricsListener(const std::string& address,
     VLMD_LOG(Info) << "metrics endpoint disabled (metrics.listen is empty)";
     return out;
   }
-  static const unsigned civet_init = mg_init_library(0);
-  (void)civet_init;
-  CivetCallbacks callbacks;
-  callbacks.log_message = CivetLog;
-  TakeCivetLog();
-  try {
-    out.exposer = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2, &callbacks);
-    std::vector<int> ports = out.exposer->GetListeningPorts();
-    if (ports.empty()) throw std::runtime_error("no listening port");
-    out.exposer->RegisterCollectable(collectable);
-    out.address = WithPort(address, ports.front());
-    VLMD_LOG(Info) << "metrics at http://" << out.address << "/metrics";
-  } catch (const std::exception& e) {
-    out.exposer.reset();
-    VLMD_LOG(Error) << "metrics endpoint could not start on " << address << ": " << e.what()
-                    << " (civetweb: " << TakeCivetLog() << "); serving continues without /metrics";
+  StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start(address, collectable);
+  if (!server.ok()) {
+    VLMD_LOG(Error) << server.status().message() << "; serving continues without /metrics";
+    return out;
   }
+  out.server = std::move(*server);
+  const bool bare_port = address.find(':') == std::string::npos;
+  out.address = WithPort(bare_port ? "0.0.0.0:0" : address, out.server->port());
+  VLMD_LOG(Info) << "metrics at http://" << out.address << "/metrics";
   return out;
 }
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
-#include <prometheus/exposer.h>
+#include <prometheus/collectable.h>
 
 #include <memory>
 #include <string>
@@ -12,6 +12,7 @@
 
 #include "core/base/status.h"
 #include "server/config.h"
+#include "server/metrics_http.h"
 
 namespace vlmd::server {
 
@@ -36,7 +37,7 @@ void SetHealth(grpc::Server& server, const std::vector<std::string>& names, bool
 
 // A started metrics endpoint and its address.
 struct MetricsListener {
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<MetricsHttpServer> server;
   std::string address;  // empty when not listening
 };
 

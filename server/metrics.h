@@ -56,7 +56,7 @@ class ServerMetrics final : public api::InferenceObserver {
   // Sets the function polled before each scrape for the gauges (nullopt = nothing yet).
   void SetSnapshotSource(std::function<std::optional<MetricsSnapshot>()> source);
 
-  // What an Exposer registers: refreshes the gauges, then collects the registry.
+  // What the /metrics endpoint collects: refreshes the gauges, then collects the registry.
   std::shared_ptr<prometheus::Collectable> collectable() { return collectable_; }
 
   // Metrics of jobs, merges and evaluations.

@@ -235,7 +235,7 @@ void Server::Drain(int signo) {
   pool_.Stop();
   ops_.Stop();  // a merge in progress finishes; evaluations stop at their next sample
   metrics_.SetSnapshotSource(nullptr);
-  metrics_listener_.exposer.reset();
+  metrics_listener_.server.reset();
   VLMD_LOG(Info) << "stopped";
 }
 

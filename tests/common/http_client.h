@@ -16,8 +16,8 @@ struct HttpResponse {
   std::string body;
 };
 
-// GET http://127.0.0.1:<port><path>.
-inline HttpResponse HttpGet(int port, const std::string& path) {
+// Sends `request` (a whole HTTP request) to 127.0.0.1:<port> and reads the answer.
+inline HttpResponse HttpSend(int port, const std::string& request) {
   HttpResponse out;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return out;
@@ -29,7 +29,6 @@ inline HttpResponse HttpGet(int port, const std::string& path) {
     close(fd);
     return out;
   }
-  std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
     close(fd);
     return out;
@@ -45,6 +44,11 @@ inline HttpResponse HttpGet(int port, const std::string& path) {
   out.status = std::atoi(raw.c_str() + space + 1);
   out.body = raw.substr(body + 4);
   return out;
+}
+
+// GET http://127.0.0.1:<port><path>.
+inline HttpResponse HttpGet(int port, const std::string& path) {
+  return HttpSend(port, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
 }
 
 // Binds a TCP socket on 127.0.0.1 (port 0 = any) and listens, to occupy a port. Returns the

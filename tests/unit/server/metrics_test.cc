@@ -98,7 +98,7 @@ TEST(MetricsListener, ServesMetricsOverHttp) {
   ServerMetrics m("x");
   m.RecordRpc("ListModels", grpc::StatusCode::OK);
   MetricsListener l = StartMetricsListener("127.0.0.1:0", m.collectable());
-  ASSERT_NE(l.exposer, nullptr);
+  ASSERT_NE(l.server, nullptr);
   ASSERT_FALSE(l.address.empty());
   int port = std::stoi(l.address.substr(l.address.rfind(':') + 1));
   EXPECT_GT(port, 0);
@@ -113,11 +113,46 @@ TEST(MetricsListener, TakenPortIsLoggedNotFatal) {
   ASSERT_GE(fd, 0);
   ServerMetrics m("x");
   MetricsListener l = StartMetricsListener("127.0.0.1:" + std::to_string(port), m.collectable());
-  EXPECT_EQ(l.exposer, nullptr);
+  EXPECT_EQ(l.server, nullptr);
   EXPECT_TRUE(l.address.empty());
   close(fd);
   MetricsListener off = StartMetricsListener("", m.collectable());
-  EXPECT_EQ(off.exposer, nullptr);
+  EXPECT_EQ(off.server, nullptr);
+  MetricsListener bad = StartMetricsListener("127.0.0.1:http", m.collectable());
+  EXPECT_EQ(bad.server, nullptr);
+}
+
+TEST(MetricsListener, OnlyGetAndHeadOfMetrics) {
+  ServerMetrics m("x");
+  m.RecordRpc("Infer", grpc::StatusCode::OK);
+  MetricsListener l = StartMetricsListener("127.0.0.1:0", m.collectable());
+  ASSERT_NE(l.server, nullptr);
+  const int port = l.server->port();
+  EXPECT_EQ(vlmd::testing::HttpGet(port, "/").status, 404);
+  EXPECT_EQ(vlmd::testing::HttpGet(port, "/metricsx").status, 404);
+  vlmd::testing::HttpResponse query = vlmd::testing::HttpGet(port, "/metrics?name=x");
+  EXPECT_EQ(query.status, 200);
+  EXPECT_TRUE(Has(query.body, "method=\"Infer\"")) << query.body;
+  vlmd::testing::HttpResponse post =
+      vlmd::testing::HttpSend(port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(post.status, 405);
+  vlmd::testing::HttpResponse head =
+      vlmd::testing::HttpSend(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  // Headers without end: refused once past 8 KiB, and the endpoint still answers.
+  vlmd::testing::HttpResponse huge =
+      vlmd::testing::HttpSend(port, "GET /metrics HTTP/1.1\r\nX: " + std::string(20000, 'a'));
+  EXPECT_EQ(huge.status, 431);
+  EXPECT_EQ(vlmd::testing::HttpGet(port, "/metrics").status, 200);
+}
+
+TEST(MetricsListener, BarePortListensOnEveryInterface) {
+  ServerMetrics m("x");
+  MetricsListener l = StartMetricsListener("0", m.collectable());
+  ASSERT_NE(l.server, nullptr);
+  EXPECT_EQ(l.address, "0.0.0.0:" + std::to_string(l.server->port()));
+  EXPECT_EQ(vlmd::testing::HttpGet(l.server->port(), "/metrics").status, 200);
 }
 
 TEST(Listeners, WithPort) {
