@@ -34,6 +34,11 @@ class Continuation {
   bool ArgmaxSuffices() const;
   // Records a token chosen elsewhere (the device argmax when ArgmaxSuffices()).
   Update Accept(int32_t token, const TokenLogprob& logprob = TokenLogprob());
+  // Samples the next token of each of `continuations` from row i of `logits` [n, vocab] and
+  // records it: the same draws as Step row by row, with one argmax and one copy to the host
+  // for the whole batch (no synchronisation per row). Updates in the continuations' order.
+  static std::vector<Update> StepAll(const std::vector<Continuation*>& continuations,
+                                     const at::Tensor& logits);
   // Ends the sequence early (cancellation, error); flushes pending text into the result.
   void Finish(FinishReason reason);
 

@@ -237,15 +237,27 @@ std::vector<Continuation::Update> Engine::GraphStep(size_t rows) {
     lengths.push_back(r.past);
   }
   GraphDecoder::Result out = slab_->Step(tokens, positions, lengths);
-  std::vector<Continuation::Update> updates;
+  std::vector<Continuation::Update> updates(rows);
+  std::vector<Continuation*> sampled;
+  std::vector<int64_t> sampled_rows;
   for (size_t i = 0; i < rows; ++i) {
     Running& r = running_[i];
     r.past += 1;
     const int64_t row = static_cast<int64_t>(i);
-    updates.push_back(
-        r.continuation->ArgmaxSuffices()
-            ? r.continuation->Accept(static_cast<int32_t>(out.argmax[row].item<int64_t>()))
-            : r.continuation->Step(out.logits[row]));
+    if (r.continuation->ArgmaxSuffices()) {
+      updates[i] = r.continuation->Accept(static_cast<int32_t>(out.argmax[row].item<int64_t>()));
+    } else {
+      sampled.push_back(r.continuation.get());
+      sampled_rows.push_back(row);
+    }
+  }
+  if (!sampled.empty()) {
+    at::Tensor index = at::tensor(sampled_rows, at::kLong).to(out.logits.device());
+    std::vector<Continuation::Update> drawn =
+        Continuation::StepAll(sampled, out.logits.index_select(0, index));
+    for (size_t k = 0; k < drawn.size(); ++k) {
+      updates[static_cast<size_t>(sampled_rows[k])] = std::move(drawn[k]);
+    }
   }
   return updates;
 }
@@ -270,12 +282,12 @@ std::vector<Continuation::Update> Engine::PackedStep(size_t begin, int64_t* pref
   // Logits stay on the model's device: the sampler draws there.
   at::Tensor logits =
       model.Logits(hidden.index_select(0, LastRows(seqs, model.device()))).to(at::kFloat);
-  std::vector<Continuation::Update> updates;
+  std::vector<Continuation*> continuations;
   for (size_t i = 0; i < seqs.size(); ++i) {
     running_[begin + i].past += static_cast<int64_t>(seqs[i].ids.size());
-    updates.push_back(running_[begin + i].continuation->Step(logits[static_cast<int64_t>(i)]));
+    continuations.push_back(running_[begin + i].continuation.get());
   }
-  return updates;
+  return Continuation::StepAll(continuations, logits);
 }
 
 void Engine::Step() {

@@ -7,8 +7,7 @@
 namespace vlmd {
 
 Sampler::Sampler(const SamplingParams& params, const std::vector<int32_t>& context)
-    : params_(params),
-      seen_(context.begin(), context.end()) {}
+    : params_(params), seen_(context.begin(), context.end()) {}
 
 at::Generator& Sampler::GeneratorFor(const at::Device& device) {
   at::Generator& gen = device.is_cuda() ? device_generator_ : cpu_generator_;
@@ -38,25 +37,34 @@ at::Tensor Sampler::Process(at::Tensor scores) const {
     at::Tensor cumulative = at::softmax(std::get<0>(sorted), 0).cumsum(0);
     at::Tensor remove_sorted = cumulative <= (1.0 - params_.top_p);
     remove_sorted.select(0, remove_sorted.size(0) - 1).fill_(false);  // keep at least one
-    at::Tensor remove = at::zeros_like(remove_sorted).scatter(0, std::get<1>(sorted),
-                                                              remove_sorted);
+    at::Tensor remove =
+        at::zeros_like(remove_sorted).scatter(0, std::get<1>(sorted), remove_sorted);
     scores = scores.masked_fill(remove, neg_inf);
   }
   return scores;
 }
 
+bool Sampler::TemperatureOnly() const {
+  return !params_.greedy() && params_.repetition_penalty == 1.0 && params_.top_k == 0 &&
+         params_.top_p >= 1.0;
+}
+
+bool Sampler::RawArgmax() const { return params_.greedy() && params_.repetition_penalty == 1.0; }
+
+void Sampler::DrawExponential(at::Tensor out) { out.exponential_(1.0, GeneratorFor(out.device())); }
+
+at::Tensor Sampler::Scores(const at::Tensor& logits) {
+  at::Tensor scores = Process(logits.to(at::kFloat));
+  if (params_.greedy()) return scores;
+  at::Tensor exponential = at::empty_like(scores);
+  DrawExponential(exponential);
+  return scores - exponential.log();
+}
+
 int32_t Sampler::Next(const at::Tensor& logits, TokenLogprob* logprob) {
   // Greedy decoding and sampling run where the logits are (no 600 KB copy to the host).
   at::Tensor raw = logits.to(at::kFloat);
-  at::Tensor scores = Process(raw);
-  int32_t token;
-  if (params_.greedy()) {
-    token = static_cast<int32_t>(scores.argmax().item<int64_t>());
-  } else {
-    at::Tensor probs = at::softmax(scores, 0);
-    at::Generator& gen = GeneratorFor(probs.device());
-    token = static_cast<int32_t>(at::multinomial(probs, 1, false, gen).item<int64_t>());
-  }
+  const int32_t token = static_cast<int32_t>(Scores(raw).argmax().item<int64_t>());
   if (logprob != nullptr && params_.logprobs) {
     *logprob = ComputeLogprob(raw, token, params_.top_logprobs);
   }

@@ -75,13 +75,16 @@ void BatchDecoder::Step(const std::function<void(Slot&)>& done) {
     seqs.push_back(std::move(q));
   }
   at::Tensor hidden = RunStep(model_, seqs);
-  at::Tensor logits = model_.Logits(hidden.index_select(0, LastRows(seqs, model_.device())))
-                          .to(at::kCPU, at::kFloat);
+  // The logits stay on the device; one argmax and one copy to the host for the batch.
+  at::Tensor logits = model_.Logits(hidden.index_select(0, LastRows(seqs, model_.device())));
+  std::vector<Continuation*> continuations;
+  for (Slot& s : slots_) continuations.push_back(s.continuation.get());
+  std::vector<Continuation::Update> updates = Continuation::StepAll(continuations, logits);
   std::vector<Slot> still;
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     s.past += static_cast<int64_t>(seqs[i].ids.size());
-    s.next_token = s.continuation->Step(logits[static_cast<int64_t>(i)]).token;
+    s.next_token = updates[i].token;
     if (s.continuation->finished()) {
       done(s);
     } else {

@@ -1,5 +1,9 @@
 // Sampling, stop handling and log-probabilities on hand-made logits.
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
+#include <memory>
+#include <set>
 
 #include "core/engine/continuation.h"
 #include "core/engine/sampler.h"
@@ -118,6 +122,54 @@ TEST(Continuation, StopsOnStopIdAndLength) {
   EXPECT_EQ(Drive(b, {1, 2, 3, 4}, 8), (std::vector<int32_t>{1, 2, 3}));
   EXPECT_EQ(b.result().finish_reason, FinishReason::kLength);
   EXPECT_EQ(b.result().usage.completion_tokens, 3);
+}
+
+}  // namespace
+}  // namespace vlmd
+
+namespace vlmd {
+namespace {
+
+// The batched step must draw exactly what each sequence draws on its own: greedy, penalised
+// greedy, temperature-only (batched noise), top-k, top-p and log-probabilities mixed.
+TEST(Continuation, StepAllDrawsWhatStepDrawsRowByRow) {
+  std::vector<SamplingParams> kinds(6);
+  kinds[1].repetition_penalty = 1.3;
+  kinds[2].temperature = 0.7;
+  kinds[2].seed = 11;
+  kinds[3].temperature = 1.0;
+  kinds[3].top_k = 5;
+  kinds[3].seed = 12;
+  kinds[4].temperature = 1.2;
+  kinds[4].top_p = 0.8;
+  kinds[4].seed = 13;
+  kinds[5].temperature = 0.9;
+  kinds[5].seed = 14;
+  kinds[5].logprobs = true;
+  kinds[5].top_logprobs = 2;
+  for (SamplingParams& p : kinds) p.max_new_tokens = 100;
+  std::vector<std::unique_ptr<Continuation>> alone, batched;
+  std::vector<Continuation*> batch;
+  for (const SamplingParams& p : kinds) {
+    alone.push_back(std::make_unique<Continuation>(p, std::vector<int32_t>{1, 2}, nullptr));
+    batched.push_back(std::make_unique<Continuation>(p, std::vector<int32_t>{1, 2}, nullptr));
+    batch.push_back(batched.back().get());
+  }
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  std::set<int32_t> sampled_tokens;
+  for (int step = 0; step < 30; ++step) {
+    at::Tensor logits = at::randn({static_cast<int64_t>(kinds.size()), 50}, gen) * 2;
+    std::vector<Continuation::Update> all = Continuation::StepAll(batch, logits);
+    ASSERT_EQ(all.size(), kinds.size());
+    for (size_t i = 0; i < kinds.size(); ++i) {
+      Continuation::Update one = alone[i]->Step(logits[static_cast<int64_t>(i)]);
+      EXPECT_EQ(all[i].token, one.token) << "row " << i << " step " << step;
+      EXPECT_FLOAT_EQ(all[i].logprob.logprob, one.logprob.logprob);
+      if (i == 2) sampled_tokens.insert(one.token);
+    }
+  }
+  EXPECT_GT(sampled_tokens.size(), 5u);  // the temperature row really samples
+  EXPECT_EQ(alone[5]->result().logprobs.size(), 30u);
 }
 
 }  // namespace
