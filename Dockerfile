@@ -27,7 +27,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
       python3 python3-venv npm \
       libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev \
       libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev \
-      libstb-dev libpcre2-dev libutf8proc-dev libcli11-dev libsqlite3-dev libssl-dev zlib1g-dev \
+      libstb-dev libjpeg-dev libpcre2-dev libutf8proc-dev libcli11-dev libsqlite3-dev libssl-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/torch \
     && /opt/torch/bin/pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"

@@ -11,7 +11,7 @@ PACKAGES=(
   libgloo-dev
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev
-  libstb-dev libpcre2-dev libutf8proc-dev libcli11-dev libsqlite3-dev libssl-dev zlib1g-dev
+  libstb-dev libjpeg62-turbo-dev libpcre2-dev libutf8proc-dev libcli11-dev libsqlite3-dev libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   openssl python3 python3-yaml
   texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvipng

@@ -1,4 +1,5 @@
-// Image decoding with stb_image (Debian's libstb, v2.27), converted to RGB the way PIL's
+// Image decoding with stb_image (Debian's libstb, v2.27) for PNG, BMP and GIF and libjpeg-turbo
+// for JPEG (jpeg_decode.cc), converted to RGB the way PIL's
 // convert("RGB") does it after Image.open: alpha dropped (not composited), grey replicated,
 // palettes expanded. Limits are checked on the header before any pixel is decoded.
 //
@@ -11,11 +12,9 @@
 //  * PNG gAMA/cHRM/sRGB/iCCP chunks: ignored by both (no colour management on load).
 //  * Palette or grey/RGB PNG with tRNS: stb adds an alpha channel that we drop; PIL keeps the
 //    palette colour (transparency only lives in info). Identical RGB.
-//  * JPEG: stb's decoder is not libjpeg-turbo (PIL's): IDCT and chroma upsampling differ, so
-//    pixels may differ by a few levels (measured: at most 3, mean < 0.1). PIL refuses a JPEG
-//    without EOI ("image file is truncated"); stb refuses the truncations we tried but with
-//    reasons like "expected marker" or, when even the header is cut, "bad png sig" (the last
-//    format it tried). We walk the marker structure first (jpeg_check.cc) and say "truncated".
+//  * JPEG: decoded by libjpeg-turbo, PIL's library (jpeg_decode.cc): the same bytes. PIL refuses
+//    a JPEG without EOI ("image file is truncated") where libjpeg would pad it with grey; we
+//    walk the marker structure first (jpeg_check.cc) and say "truncated".
 //  * GIF: first frame only; see gif.cc for transparent pixels.
 //  * BMP: 16-bit colours are scaled differently (see bmp.cc, corrected); RLE-compressed BMPs,
 //    which PIL reads, are refused by stb ("BMP RLE").
@@ -204,7 +203,10 @@ StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& limits
   RETURN_IF_ERROR(CheckByteLimit(data, limits, what));
   ASSIGN_OR_RETURN(const ImageInfo info, ProbeImage(data, what));
   RETURN_IF_ERROR(CheckPixelLimit(info, limits, what));
-  if (info.format == "jpeg") RETURN_IF_ERROR(vision_internal::CheckJpegComplete(data, what));
+  if (info.format == "jpeg") {
+    RETURN_IF_ERROR(vision_internal::CheckJpegComplete(data, what));
+    return vision_internal::DecodeJpeg(data, what);
+  }
   if (info.format == "gif") return vision_internal::DecodeGifFirstFrame(data, what);
   if (info.format == "bmp") RETURN_IF_ERROR(vision_internal::CheckBmpComplete(data, what));
   if (info.is_16_bit && info.channels == 1) return DecodeGrey16(data, what);

@@ -1,4 +1,5 @@
-// Internals of image decoding (decode.cc, jpeg_check.cc, gif.cc), exposed for tests.
+// Internals of image decoding (decode.cc, jpeg_check.cc, jpeg_decode.cc, gif.cc), exposed for
+// tests.
 #pragma once
 
 #include <string_view>
@@ -30,6 +31,10 @@ Status CheckBmpComplete(std::string_view data, std::string_view what);
 // Rescales stb's 16-bit BMP colours to PIL's (see bmp.cc); other BMPs are left alone. Refuses
 // 16-bit bitfield layouts PIL refuses.
 Status MatchPilBmp16(std::string_view data, std::string_view what, RgbImage& image);
+
+// A JPEG decoded by libjpeg-turbo as PIL decodes it (see jpeg_decode.cc); run
+// CheckJpegComplete first (libjpeg pads a truncated file with grey, PIL refuses it).
+StatusOr<RgbImage> DecodeJpeg(std::string_view data, std::string_view what);
 
 // The first frame of a GIF as PIL's GifImagePlugin + convert("RGB") give it (see gif.cc).
 StatusOr<RgbImage> DecodeGifFirstFrame(std::string_view data, std::string_view what);

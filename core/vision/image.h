@@ -44,8 +44,8 @@ StatusOr<ImageInfo> ProbeImage(std::string_view data, std::string_view what);
 // limit; corrupt or truncated data gives INVALID_ARGUMENT naming `what` (and stb's reason).
 // PNG, BMP and GIF give PIL's bytes exactly, including 16-bit grey (saturated to 255 as PIL's
 // I;16 -> RGB does; 16-bit colour keeps the high byte) and GIF transparency (the transparent
-// index's palette colour). JPEG is decoded by stb_image, not libjpeg-turbo: a few levels off
-// PIL on some pixels. EXIF orientation is not applied. Thread-safe (stb keeps its error text
+// index's palette colour). JPEG is decoded by libjpeg-turbo as PIL does, CMYK included. EXIF
+// orientation is not applied. Thread-safe (stb keeps its error text
 // thread-local and we set none of its global flags).
 StatusOr<RgbImage> DecodeImage(std::string_view data, const DecodeLimits& limits,
                                std::string_view what);

@@ -3,11 +3,9 @@
 // torch 2.11's uint8 F.interpolate(bicubic, antialias=True) (the *_<min>_<max>.png files).
 // Accepted layouts: a JSON array of cases, or an object with the array under "cases".
 //
-// PNG inputs must match exactly: decoded RGB (its sum against images/index.json), the resized
-// uint8 image byte for byte, the grid, the first rows of pixel_values as float32, and the sums to
-// 1e-6 relative. JPEG inputs cannot: PIL decodes with libjpeg-turbo, we with stb_image, and the
-// two differ by a few levels (measured and bounded below); the resize itself is exact, which the
-// PNG cases show.
+// Every input, PNG and JPEG, must match exactly: decoded RGB (its sum against images/index.json),
+// the resized uint8 image byte for byte, the grid, the first rows of pixel_values as float32, and
+// the sums to 1e-6 relative. (JPEG is decoded by libjpeg-turbo, the library PIL uses.)
 //
 // Missing fixtures skip the test, or fail it when VLMD_REQUIRE_FIXTURES=1.
 
@@ -70,75 +68,52 @@ Sums SumOf(const std::vector<float>& v) {
 }
 
 // Decoded RGB against the sum of PIL's convert("RGB") recorded in images/index.json.
-void CheckDecodedSum(const json& index, const std::string& file, const RgbImage& image,
-                     bool exact) {
+void CheckDecodedSum(const json& index, const std::string& file, const RgbImage& image) {
   for (const json& e : index) {
     if (e.value("file", "") != file || !e.contains("rgb_sum")) continue;
     int64_t sum = 0;
     for (uint8_t v : image.pixels) sum += v;
     const int64_t expected = e["rgb_sum"].get<int64_t>();
-    if (exact) {
-      EXPECT_EQ(sum, expected) << file << ": decoded RGB differs from PIL's";
-    } else {
-      // JPEG: stb vs libjpeg-turbo, mean difference well under one level.
-      EXPECT_LT(std::abs(static_cast<double>(sum - expected)) / image.pixels.size(), 0.5) << file;
-    }
+    EXPECT_EQ(sum, expected) << file << ": decoded RGB differs from PIL's";
   }
 }
 
 // The uint8 resize against torch's, saved losslessly as resized_file.
-void CheckResized(const json& c, const RgbImage& input, bool exact, const std::string& name) {
+void CheckResized(const json& c, const RgbImage& input) {
   const auto hw = c.at("resized_hw").get<std::vector<int>>();
   const RgbImage resized = ResizeBicubicAntialias(input, hw[0], hw[1]);
   const RgbImage expected = DecodeFixture(c.at("resized_file").get<std::string>());
   ASSERT_EQ(resized.width, expected.width);
   ASSERT_EQ(resized.height, expected.height);
   const auto [max_diff, count] = ByteDiff(resized, expected);
-  if (exact) {
-    EXPECT_EQ(max_diff, 0) << count << " of " << resized.pixels.size() << " bytes differ";
-    return;
-  }
-  std::cout << "[ jpeg     ] " << name
-            << ": resized bytes differing from torch on PIL's decode: " << count << " of "
-            << resized.pixels.size() << ", max " << max_diff << "\n";
-  EXPECT_LE(max_diff, 8);
+  EXPECT_EQ(max_diff, 0) << count << " of " << resized.pixels.size() << " bytes differ";
 }
 
 // The first rows of pixel_values as float32, and the sums of all of them.
-void CheckPixelValues(const json& c, const PixelPatches& patches, bool exact) {
+void CheckPixelValues(const json& c, const PixelPatches& patches) {
   const json& head = c.at("pixel_values_head");
-  float worst = 0;
   for (size_t r = 0; r < head.size(); ++r) {
     for (size_t k = 0; k < head[r].size(); ++k) {
       const float want = static_cast<float>(head[r][k].get<double>());
       const float got = patches.values[r * patches.patch_dim + k];
-      if (exact) ASSERT_EQ(got, want) << "pixel_values[" << r << "][" << k << "]";
-      worst = std::max(worst, std::abs(got - want));
+      ASSERT_EQ(got, want) << "pixel_values[" << r << "][" << k << "]";
     }
   }
   const Sums s = SumOf(patches.values);
   const double want_sum = c.at("pixel_values_sum").get<double>();
   const double want_abs = c.at("pixel_values_abs_sum").get<double>();
-  if (!exact) {
-    std::cout << "[ jpeg     ] pixel_values: head max |diff| " << worst << ", sum rel diff "
-              << std::abs(s.sum - want_sum) / std::abs(want_sum) << ", abs sum rel diff "
-              << std::abs(s.abs_sum - want_abs) / std::abs(want_abs) << "\n";
-    EXPECT_LT(worst, 0.15f);  // 0.15 * 255 * std ~ 10 levels
-  }
-  const double tolerance = exact ? 1e-6 : 1e-3;
+  const double tolerance = 1e-6;
   EXPECT_NEAR(s.sum, want_sum, tolerance * std::abs(want_sum));
   EXPECT_NEAR(s.abs_sum, want_abs, tolerance * std::abs(want_abs));
 }
 
 void CheckCase(const json& c, const json& index) {
   const std::string image_file = c.at("image").get<std::string>();
-  const bool exact =
-      image_file.find(".jpg") == std::string::npos && image_file.find(".jpeg") == std::string::npos;
   SCOPED_TRACE(image_file + " min_pixels " + std::to_string(c.at("min_pixels").get<int64_t>()) +
                " max_pixels " + std::to_string(c.at("max_pixels").get<int64_t>()));
   const RgbImage input = DecodeFixture(image_file);
   ASSERT_GT(input.width, 0);
-  CheckDecodedSum(index, image_file, input, exact);
+  CheckDecodedSum(index, image_file, input);
 
   PreprocessOptions options;
   options.min_pixels = c.at("min_pixels").get<int64_t>();
@@ -148,8 +123,8 @@ void CheckCase(const json& c, const json& index) {
   const auto grid = c.at("grid_thw").get<std::vector<int64_t>>();
   ASSERT_EQ(grid, (std::vector<int64_t>{patches->grid_t, patches->grid_h, patches->grid_w}));
   EXPECT_EQ(patches->num_patches(), c.at("num_patches").get<int64_t>());
-  CheckResized(c, input, exact, image_file);
-  CheckPixelValues(c, *patches, exact);
+  CheckResized(c, input);
+  CheckPixelValues(c, *patches);
 }
 
 TEST(PreprocessParityTest, MatchesTransformersAndTorch) {
