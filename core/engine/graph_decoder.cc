@@ -2,16 +2,47 @@
 
 #include <c10/core/InferenceMode.h>
 
+#include <mutex>
+
 #include "core/base/logging.h"
 
 #ifdef VLMD_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
 namespace vlmd {
+namespace {
+
+#ifdef VLMD_CUDA
+// One capture at a time in the process: every model's engine has its own thread and decoder.
+std::mutex& CaptureMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+// After a capture that threw: ends the stream's capture if it is still open (else every later
+// launch on that stream fails with "operation not permitted when stream is capturing"), stops
+// routing the stream's allocations to the graph's pool and clears the error it left.
+void AbortCapture(const at::cuda::CUDAStream& stream, at::cuda::MempoolId_t pool) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream.stream(), &status) == cudaSuccess &&
+      status != cudaStreamCaptureStatusNone) {
+    cudaGraph_t partial = nullptr;
+    cudaStreamEndCapture(stream.stream(), &partial);
+    if (partial != nullptr) cudaGraphDestroy(partial);
+  }
+  if (pool.first != 0 || pool.second != 0) {
+    c10::cuda::CUDACachingAllocator::endAllocateToPool(stream.device_index(), pool);
+  }
+  (void)cudaGetLastError();
+}
+#endif
+
+}  // namespace
 
 struct GraphDecoder::Graph {
 #ifdef VLMD_CUDA
@@ -53,12 +84,13 @@ std::pair<at::Tensor, at::Tensor> GraphDecoder::Forward(int64_t batch, int64_t w
   return {logits, logits.argmax(-1)};
 }
 
-GraphDecoder::Graph& GraphDecoder::GraphFor(int64_t batch, int64_t window) {
+GraphDecoder::Graph* GraphDecoder::GraphFor(int64_t batch, int64_t window) {
   auto key = std::make_pair(batch, window);
   auto it = graphs_.find(key);
-  if (it != graphs_.end()) return *it->second;
+  if (it != graphs_.end()) return it->second.get();
   auto g = std::make_unique<Graph>();
 #ifdef VLMD_CUDA
+  std::lock_guard<std::mutex> lock(CaptureMutex());
   // Capture happens once per bucket: order the side stream by synchronising the device.
   c10::cuda::device_synchronize();
   at::cuda::CUDAStream stream = at::cuda::getStreamFromPool();
@@ -68,16 +100,28 @@ GraphDecoder::Graph& GraphDecoder::GraphFor(int64_t batch, int64_t window) {
     stream.synchronize();
     at::cuda::MempoolId_t pool = {0, 0};
     if (pool_.size() == 2) pool = {static_cast<uint64_t>(pool_[0]), static_cast<uint64_t>(pool_[1])};
-    g->graph.capture_begin(pool);
-    std::tie(g->logits, g->argmax) = Forward(batch, window);
-    g->graph.capture_end();
+    try {
+      // Thread-local capture mode: another model's engine thread may launch work, allocate or
+      // synchronise meanwhile (the global mode would make those calls fail and break this
+      // capture).
+      g->graph.capture_begin(pool, cudaStreamCaptureModeThreadLocal);
+      std::tie(g->logits, g->argmax) = Forward(batch, window);
+      g->graph.capture_end();
+    } catch (const std::exception& e) {
+      AbortCapture(stream, g->graph.pool());
+      use_graphs_ = false;
+      VLMD_LOG(Error) << "CUDA graph capture for batch " << batch << ", window " << window
+                      << " failed; this model decodes eagerly from now on: "
+                      << std::string(e.what()).substr(0, 300);
+      return nullptr;
+    }
     at::cuda::MempoolId_t used = g->graph.pool();
     pool_ = {static_cast<int64_t>(used.first), static_cast<int64_t>(used.second)};
   }
   c10::cuda::device_synchronize();
   VLMD_LOG(Debug) << "captured decode graph for batch " << batch << ", window " << window;
 #endif
-  return *(graphs_[key] = std::move(g));
+  return (graphs_[key] = std::move(g)).get();
 }
 
 GraphDecoder::Result GraphDecoder::Step(const std::vector<int32_t>& tokens,
@@ -100,13 +144,13 @@ GraphDecoder::Result GraphDecoder::Step(const std::vector<int32_t>& tokens,
   pos_.narrow(0, 0, batch).copy_(at::tensor(pos, at::kLong));
   len_.narrow(0, 0, batch).copy_(at::tensor(len, at::kLong));
   Result r;
-  if (use_graphs_) {
-    Graph& g = GraphFor(batch, window);
+  Graph* g = use_graphs_ ? GraphFor(batch, window) : nullptr;
+  if (g != nullptr) {
 #ifdef VLMD_CUDA
-    g.graph.replay();
+    g->graph.replay();
 #endif
-    r.logits = g.logits.narrow(0, 0, n);
-    r.argmax = g.argmax.narrow(0, 0, n).to(at::kCPU);
+    r.logits = g->logits.narrow(0, 0, n);
+    r.argmax = g->argmax.narrow(0, 0, n).to(at::kCPU);
   } else {
     auto out = Forward(batch, window);
     r.logits = out.first.narrow(0, 0, n);

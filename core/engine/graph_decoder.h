@@ -41,7 +41,9 @@ class GraphDecoder {
   static int64_t Bucket(int64_t n, int64_t lo, int64_t hi);
   // The graph body: reads the static inputs' first `batch` rows.
   std::pair<at::Tensor, at::Tensor> Forward(int64_t batch, int64_t window);
-  Graph& GraphFor(int64_t batch, int64_t window);
+  // The graph of a bucket, captured on first use; null when the capture failed (graphs are
+  // then off for this decoder and the step runs eagerly).
+  Graph* GraphFor(int64_t batch, int64_t window);
 
   std::shared_ptr<const Qwen2VL> model_;
   SlabCache cache_;
