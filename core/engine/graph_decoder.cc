@@ -78,8 +78,8 @@ int64_t GraphDecoder::Bucket(int64_t n, int64_t lo, int64_t hi) {
 std::pair<at::Tensor, at::Tensor> GraphDecoder::Forward(int64_t batch, int64_t window) {
   at::Tensor ids = ids_.narrow(0, 0, batch);
   at::Tensor pos = pos_.narrow(0, 0, batch).unsqueeze(0).expand({3, batch});
-  at::Tensor hidden = model_->DecodeSlab(model_->Embed(ids), pos, len_.narrow(0, 0, batch),
-                                         &cache_, window);
+  at::Tensor hidden =
+      model_->DecodeSlab(model_->Embed(ids), pos, len_.narrow(0, 0, batch), &cache_, window);
   at::Tensor logits = model_->Logits(hidden).to(at::kFloat);
   return {logits, logits.argmax(-1)};
 }
@@ -99,7 +99,8 @@ GraphDecoder::Graph* GraphDecoder::GraphFor(int64_t batch, int64_t window) {
     Forward(batch, window);  // warm-up: cuBLAS handles and workspaces exist before capture
     stream.synchronize();
     at::cuda::MempoolId_t pool = {0, 0};
-    if (pool_.size() == 2) pool = {static_cast<uint64_t>(pool_[0]), static_cast<uint64_t>(pool_[1])};
+    if (pool_.size() == 2)
+      pool = {static_cast<uint64_t>(pool_[0]), static_cast<uint64_t>(pool_[1])};
     try {
       // Thread-local capture mode: another model's engine thread may launch work, allocate or
       // synchronise meanwhile (the global mode would make those calls fail and break this

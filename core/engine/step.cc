@@ -82,10 +82,21 @@ at::Tensor RunStep(const Qwen2VL& model, const std::vector<StepSequence>& seqs) 
     any_adapter |= s.adapter != nullptr;
   }
   at::Tensor id_tensor = at::tensor(ids, at::kLong).to(model.device());
-  at::Tensor positions = at::stack({at::tensor(t, at::kLong), at::tensor(h, at::kLong),
-                                    at::tensor(w, at::kLong)})
-                             .to(model.device());
-  at::Tensor embeds = model.EmbedWithImages(id_tensor, EncodeAllImages(model, seqs));
+  at::Tensor positions =
+      at::stack({at::tensor(t, at::kLong), at::tensor(h, at::kLong), at::tensor(w, at::kLong)})
+          .to(model.device());
+  // Image features go to the placeholders of the prompts that carry images, never to a
+  // placeholder id that a decode row sampled.
+  std::vector<int64_t> image_rows;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const StepSequence& s = seqs[i];
+    if (s.images == nullptr || !s.images->pixel_values.defined()) continue;
+    for (size_t j = 0; j < s.ids.size(); ++j) {
+      if (s.ids[j] == model.config().image_token_id)
+        image_rows.push_back(spans[i].begin + static_cast<int64_t>(j));
+    }
+  }
+  at::Tensor embeds = model.EmbedWithImageRows(id_tensor, EncodeAllImages(model, seqs), image_rows);
   LoraContext lora;
   if (any_adapter) lora = BuildLoraContext(adapters, lengths, model.device());
   return model.Decode(embeds, positions, spans, any_adapter ? &lora : nullptr);

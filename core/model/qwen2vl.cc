@@ -183,10 +183,28 @@ at::Tensor Qwen2VL::EncodeImages(const at::Tensor& pixel_values, const std::vect
 }
 
 at::Tensor Qwen2VL::EmbedWithImages(const at::Tensor& ids, const at::Tensor& image_embeds) const {
+  if (!image_embeds.defined() || image_embeds.size(0) == 0) return Embed(ids);
+  at::Tensor host = ids.to(at::kCPU, at::kLong).contiguous();
+  std::vector<int64_t> rows;
+  const int64_t* p = host.data_ptr<int64_t>();
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    if (p[i] == config_.image_token_id) rows.push_back(i);
+  }
+  return EmbedWithImageRows(ids, image_embeds, rows);
+}
+
+at::Tensor Qwen2VL::EmbedWithImageRows(const at::Tensor& ids, const at::Tensor& image_embeds,
+                                       const std::vector<int64_t>& rows) const {
   at::Tensor embeds = Embed(ids);
-  if (!image_embeds.defined() || image_embeds.size(0) == 0) return embeds;
-  at::Tensor mask = (ids.to(device_) == config_.image_token_id).unsqueeze(-1).expand_as(embeds);
-  return embeds.masked_scatter(mask, image_embeds.to(embeds.scalar_type()));
+  const int64_t features = image_embeds.defined() ? image_embeds.size(0) : 0;
+  if (static_cast<int64_t>(rows.size()) != features) {
+    throw std::runtime_error("the prompt has " + std::to_string(rows.size()) +
+                             " image placeholder tokens but the images give " +
+                             std::to_string(features) + " features");
+  }
+  if (features == 0) return embeds;
+  at::Tensor index = at::tensor(rows, at::kLong).to(device_);
+  return embeds.index_copy(0, index, image_embeds.to(embeds.scalar_type()));
 }
 
 at::Tensor Qwen2VL::VisionBlock(const VisionBlockWeights& w, const at::Tensor& x,

@@ -94,7 +94,13 @@ class Qwen2VL {
                           const std::vector<const LoraAdapter*>& adapters = {},
                           double lora_dropout = 0.0, bool training = false) const;
   // Embeddings of `ids` with the image placeholders replaced, in order, by `image_embeds`.
+  // Throws std::runtime_error when the counts differ (checked on the host: on CUDA a mismatch
+  // would otherwise be a device-side assert that ends the process).
   at::Tensor EmbedWithImages(const at::Tensor& ids, const at::Tensor& image_embeds) const;
+  // The same with the rows to replace given (host indices into `ids`, one per image_embeds
+  // row): a placeholder id elsewhere (a generated token, a decode row) stays a plain embedding.
+  at::Tensor EmbedWithImageRows(const at::Tensor& ids, const at::Tensor& image_embeds,
+                                const std::vector<int64_t>& rows) const;
   // Token embeddings [T] -> [T, hidden].
   at::Tensor Embed(const at::Tensor& ids) const;
   // Rotary cos/sin [T, head_dim] for positions [3, T].

@@ -6,6 +6,7 @@
 
 #include "core/engine/model_bundle.h"
 #include "core/engine/step.h"
+#include "core/vision/image.h"
 #include "gtest/gtest.h"
 
 namespace vlmd {
@@ -60,6 +61,66 @@ TEST(GraphDecoder, DecodeStepEqualsThePackedPath) {
   std::printf("  slab vs packed max|diff| %.3g (max|logit| %.3g)\n", diff, scale);
   EXPECT_LE(diff, (low ? 0.02 : 1e-5) * std::max(1.0, scale));
   if (!low) EXPECT_TRUE(at::equal(r.argmax, packed.argmax(-1).to(at::kCPU)));
+}
+
+}  // namespace
+}  // namespace vlmd
+
+namespace vlmd {
+namespace {
+
+// A decode row whose token is the image placeholder id (a sampled token can be anything) next
+// to a prefill row with an image: the image features go to the prefill row's placeholders
+// only. (The placeholder was once counted in the decode row too: a count mismatch, which on
+// CUDA is a device-side assert that kills the server.) Each row's output equals running it
+// alone.
+TEST(RunStep, ADecodedPlaceholderTokenIsNotAnImageSlot) {
+  auto bundle = ModelBundle::Load(std::string(VLMD_SOURCE_DIR) + "/tests/fixtures/models/gqa_tied",
+                                  ModelOptions{}, "");
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  const Qwen2VL& model = *(*bundle)->model;
+  c10::InferenceMode guard;
+  const int32_t image = static_cast<int32_t>(model.config().image_token_id);
+  RgbImage pixels{56, 56, std::vector<uint8_t>(56 * 56 * 3)};
+  for (size_t i = 0; i < pixels.pixels.size(); ++i) pixels.pixels[i] = static_cast<uint8_t>(i * 7);
+  PreprocessOptions options;
+  options.min_pixels = 56 * 56;
+  auto patches = PreprocessImage(pixels, options);
+  ASSERT_TRUE(patches.ok()) << patches.status();
+  ImageBatch images = ToImageBatch({*patches});
+  const int64_t tokens = patches->num_patches() / 4;  // 2x2 merge
+  std::vector<int32_t> prompt = {1007, 5, 1002};
+  for (int64_t i = 0; i < tokens; ++i) prompt.push_back(image);
+  prompt.insert(prompt.end(), {1003, 9, 1007});
+
+  KvCache decode_cache(model.config().text, 32, model.dtype(), model.device());
+  int64_t warm_delta = 0;
+  StepSequence warm = PrefillSequence(model, {1007, 77, 1001}, nullptr, &warm_delta);
+  warm.cache = &decode_cache;
+  RunStep(model, {warm});
+  auto copy_of = [&](KvCache& cache) {
+    std::vector<at::Tensor> keys, values;
+    for (int l = 0; l < model.config().text.num_hidden_layers; ++l) {
+      keys.push_back(cache.keys(l).clone());
+      values.push_back(cache.values(l).clone());
+    }
+    return KvCache(keys, values);
+  };
+
+  auto run = [&](bool together) {
+    KvCache prefill_cache(model.config().text, 32, model.dtype(), model.device());
+    KvCache decode_copy = copy_of(decode_cache);
+    int64_t delta = 0;
+    StepSequence prefill = PrefillSequence(model, prompt, &images, &delta);
+    prefill.cache = &prefill_cache;
+    StepSequence decode = DecodeSequence(image, 3, 0);
+    decode.cache = &decode_copy;
+    if (together) return RunStep(model, {prefill, decode});
+    return at::cat({RunStep(model, {prefill}), RunStep(model, {decode})});
+  };
+  at::Tensor together = run(true), alone = run(false);
+  ASSERT_EQ(together.size(0), static_cast<int64_t>(prompt.size()) + 1);
+  EXPECT_LT((together - alone).abs().max().item<double>(), 1e-4);
 }
 
 }  // namespace
