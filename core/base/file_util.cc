@@ -135,6 +135,11 @@ bool UnderAnyRoot(const std::string& resolved, const std::vector<std::string>& r
 
 }  // namespace
 
+std::string CanonicalOrSelf(const std::string& path) {
+  StatusOr<std::string> canonical = Canonical(path);
+  return canonical.ok() ? *canonical : path;
+}
+
 StatusOr<std::string> ResolveUnderRoots(const std::string& path,
                                         const std::vector<std::string>& roots, bool must_exist) {
   if (path.empty()) return absl::InvalidArgumentError("empty path");

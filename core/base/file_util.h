@@ -21,6 +21,10 @@ Status MakeDirs(const std::string& path, int mode = 0700);
 // Joins two path pieces with exactly one '/'.
 std::string JoinPath(const std::string& a, const std::string& b);
 
+// The canonical absolute form of an existing `path` (symlinks resolved), or `path` itself
+// when it cannot be resolved. For comparing paths that name the same directory.
+std::string CanonicalOrSelf(const std::string& path);
+
 // Resolves `path` (symlinks, "..", ".") and checks that the result lies under one of `roots`
 // (themselves canonicalized). Returns the canonical path, or PERMISSION_DENIED naming the path.
 // `must_exist` = false allows a path whose last components do not exist yet (output dirs):

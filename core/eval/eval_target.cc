@@ -10,14 +10,6 @@
 namespace vlmd::eval {
 namespace {
 
-std::string CanonicalOrSelf(const std::string& path) {
-  char* real = realpath(path.c_str(), nullptr);
-  if (real == nullptr) return path;
-  std::string out(real);
-  free(real);
-  return out;
-}
-
 // The served model a request names; for a job without a name, the one serving its base.
 StatusOr<api::ModelInfo> FindModel(const std::string& name, const std::optional<JobSpec>& job,
                                    const std::vector<api::ModelInfo>& models) {

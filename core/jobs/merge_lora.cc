@@ -13,14 +13,6 @@
 namespace vlmd::jobs {
 namespace {
 
-std::string CanonicalOrSelf(const std::string& path) {
-  char* real = realpath(path.c_str(), nullptr);
-  if (real == nullptr) return path;
-  std::string out(real);
-  free(real);
-  return out;
-}
-
 // The served model whose checkpoint directory is `model_dir`, if any.
 const api::ModelInfo* FindServed(const std::vector<api::ModelInfo>& models,
                                  const std::string& model_dir) {
